@@ -1,0 +1,132 @@
+"""An on-disk embedding cache that makes re-runs embed only new or changed texts.
+
+Vectors are keyed by sha256(model identity, kind, text) and stored as ``.npz`` shards
+(numeric arrays and fixed-width strings, loaded with ``allow_pickle=False``) in one folder
+per model identity. Each finished batch is written as its own shard, so an interrupted run
+resumes where it stopped. Shards are merged into one file when they pile up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from analysis.embed.base import Embedder, Kind
+
+_MERGE_AFTER = 32
+
+
+def text_key(identity: str, kind: str, text: str) -> str:
+    return hashlib.sha256(f"{identity}\x1f{kind}\x1f{text}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Shards of (key, vector) pairs for one model identity."""
+
+    def __init__(self, folder: Path, identity: str):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:80]
+        self.folder = Path(folder) / f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+        self.identity = identity
+        self._vectors: dict[str, np.ndarray] = {}
+        self._loaded = False
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.folder.glob("shard-*.npz")) if self.folder.is_dir() else []
+
+    def load(self) -> None:
+        for shard in self._shards():
+            with np.load(shard, allow_pickle=False) as data:
+                for key, vector in zip(data["keys"].tolist(), data["vectors"]):
+                    self._vectors[key] = vector
+        self._loaded = True
+
+    def get(self, key: str) -> np.ndarray | None:
+        if not self._loaded:
+            self.load()
+        return self._vectors.get(key)
+
+    def __len__(self) -> int:
+        if not self._loaded:
+            self.load()
+        return len(self._vectors)
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store one finished batch as a new shard (atomically renamed into place)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        index = len(self._shards())
+        target = self.folder / f"shard-{index:06d}-{keys[0][:8]}.npz"
+        temporary = target.with_suffix(".tmp.npz")
+        np.savez(temporary, keys=np.asarray(keys, dtype="<U64"), vectors=vectors.astype(np.float32))
+        temporary.replace(target)
+        for key, vector in zip(keys, vectors):
+            self._vectors[key] = vector
+        if index + 1 >= _MERGE_AFTER:
+            self.merge()
+
+    def merge(self) -> None:
+        """Rewrite all shards as one, sorted by key so the file is reproducible."""
+        shards = self._shards()
+        if len(shards) <= 1:
+            return
+        keys = sorted(self._vectors)
+        vectors = np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+        target = self.folder / f"shard-000000-merged.npz"
+        temporary = self.folder / "merged.tmp.npz"
+        np.savez(temporary, keys=np.asarray(keys, dtype="<U64"), vectors=vectors)
+        for shard in shards:
+            shard.unlink()
+        temporary.replace(target)
+
+
+class CachedEmbedder:
+    """Wraps an embedder; looks texts up in the cache and embeds only the missing ones."""
+
+    def __init__(self, embedder: Embedder, cache_folder: Path | None, batch_size: int = 64,
+                 progress: bool = True):
+        self.embedder = embedder
+        self.cache_folder = cache_folder
+        self.batch_size = batch_size
+        self.progress = progress
+        self.last_stats = {"requested": 0, "from_cache": 0, "embedded": 0}
+
+    @property
+    def identity(self) -> str:
+        return self.embedder.identity
+
+    def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
+        texts = list(texts)
+        identity = self.embedder.identity
+        keys = [text_key(identity, kind, text) for text in texts]
+        cache = EmbeddingCache(self.cache_folder, identity) if self.cache_folder else None
+        found: dict[str, np.ndarray] = {}
+        if cache is not None:
+            for key in set(keys):
+                vector = cache.get(key)
+                if vector is not None:
+                    found[key] = vector
+        # Each distinct missing text is embedded once, in a fixed (sorted) order.
+        missing = sorted({key: text for key, text in zip(keys, texts) if key not in found}.items())
+        bar = tqdm(total=len(missing), desc=f"embedding ({kind})", unit="text", delay=3,
+                   disable=not self.progress or not missing, leave=False)
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start:start + self.batch_size]
+            vectors = self.embedder.encode([text for _, text in batch], kind=kind)
+            batch_keys = [key for key, _ in batch]
+            if cache is not None:
+                cache.add(batch_keys, vectors)
+            found.update(zip(batch_keys, vectors))
+            bar.update(len(batch))
+        bar.close()
+        missing_keys = {key for key, _ in missing}
+        self.last_stats = {"requested": len(texts),
+                           "from_cache": sum(key not in missing_keys for key in keys),
+                           "embedded": len(missing)}
+        if not texts:
+            probe = self.embedder.encode(["x"], kind=kind)
+            return np.zeros((0, probe.shape[1]), dtype=np.float32)
+        return np.stack([found[key] for key in keys]).astype(np.float32)

