@@ -1,0 +1,40 @@
+# The front door. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch is pinned here, not in the package: any other spec pulls a multi-GB CUDA build.
+PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+CONFIG ?= analysis.toml
+
+.PHONY: help run test lab benchmark clean-processed
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.core-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.all-installed: $(VENV)/.core-installed
+	$(PIP_INSTALL) -e ".[st,notebooks,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name analysis --display-name "analysis (.venv)" > /dev/null
+	touch $@
+
+run: $(VENV)/.core-installed ## Create .venv, install, and run the whole analysis on data/raw -> data/processed
+	$(BIN)/analysis run --config $(CONFIG)
+
+test: $(VENV)/.all-installed ## Create or update .venv with all extras and run every test, notebooks included
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+lab: $(VENV)/.all-installed ## Start JupyterLab with the project's kernel
+	$(BIN)/jupyter lab notebooks/
+
+benchmark: $(VENV)/.all-installed ## Time cold and warm runs of `make run` (writes benchmarks/README.md numbers)
+	$(BIN)/python benchmarks/run_time.py
+
+clean-processed: ## Delete everything derived (data/processed), keeping the folder
+	find data/processed -mindepth 1 ! -name .gitkeep -delete

@@ -1,0 +1,377 @@
+"""ThemeModel: themes from notes, guided by a seed codebook and found inductively.
+
+Why not plain clustering of embeddings: multilingual embeddings of short notes carry the
+note's language and writing style as strongly as its meaning, so clusters follow language.
+The model therefore works in a *centred* space. It fits an additive model
+
+    x_i  ≈  theme effect(theme of i)  +  group effect(lang of i)  +  group effect(source of i)
+
+by alternating least squares: group effects are estimated from within-theme residuals, so a
+language that happens to dominate one theme (Swedish notes from Mariestad about moves between
+services) does not have that theme's meaning removed with its language.
+
+Inductive themes come from spectral clustering of a cosine k-nearest-neighbour graph of the
+centred notes; the number of themes maximises the graph's modularity (the whole curve is
+kept in ``k_selection_`` for the figure and the report). Guided themes start
+from the seed descriptions; prototypes are refined with the notes they confidently attract.
+Notes too far from every seed are clustered into new candidate themes. Every note ends with a
+status (assigned, new_theme, unassigned with a reason).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse.csgraph import laplacian
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.neighbors import kneighbors_graph
+
+from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+@dataclass(frozen=True)
+class SeedTheme:
+    id: str
+    name: str
+    description: str
+    examples: tuple[str, ...] = ()
+
+    def texts(self) -> list[str]:
+        """What represents the theme in embedding space: name, description, examples."""
+        return [self.name, self.description, *self.examples]
+
+
+# --- group centring ---------------------------------------------------------------------
+
+
+def fit_group_effects(vectors: np.ndarray, groups: pd.DataFrame, theme_labels: np.ndarray,
+                      n_iter: int = 5) -> dict[str, dict[str, np.ndarray]]:
+    """Per-column, per-value offset vectors, estimated from within-theme residuals."""
+    effects = {col: {} for col in groups.columns}
+    codes = {col: groups[col].astype(str).to_numpy() for col in groups.columns}
+    labels = np.asarray(theme_labels)
+    for _ in range(n_iter):
+        shifted = vectors - _total_offset(effects, codes, len(vectors), vectors.shape[1])
+        centroids = {t: shifted[labels == t].mean(axis=0) for t in np.unique(labels)}
+        theme_part = np.stack([centroids[t] for t in labels])
+        for col in groups.columns:
+            others = {c: e for c, e in effects.items() if c != col}
+            residual = vectors - theme_part - _total_offset(others, codes, len(vectors), vectors.shape[1])
+            values = codes[col]
+            means = {v: residual[values == v].mean(axis=0) for v in np.unique(values)}
+            grand = residual.mean(axis=0)
+            effects[col] = {v: m - grand for v, m in means.items()}
+    return effects
+
+
+def _total_offset(effects, codes, n, dim) -> np.ndarray:
+    total = np.zeros((n, dim))
+    for col, by_value in effects.items():
+        for value, offset in by_value.items():
+            total[codes[col] == value] += offset
+    return total
+
+
+def apply_group_effects(vectors: np.ndarray, groups: pd.DataFrame | None,
+                        effects: dict[str, dict[str, np.ndarray]], mean: np.ndarray) -> np.ndarray:
+    """Centred, unit-length vectors; unseen group values get no offset."""
+    shifted = vectors - mean
+    if groups is not None:
+        for col, by_value in effects.items():
+            if col not in groups.columns:
+                continue
+            values = groups[col].astype(str).to_numpy()
+            for value, offset in by_value.items():
+                shifted[values == value] -= offset
+    return _unit(shifted)
+
+
+# --- inductive clustering ---------------------------------------------------------------
+
+
+def knn_graph(vectors: np.ndarray, n_neighbors: int):
+    """Symmetric 0/1 cosine k-nearest-neighbour graph (sparse)."""
+    n_neighbors = max(2, min(n_neighbors, len(vectors) - 1))
+    graph = kneighbors_graph(vectors, n_neighbors, metric="cosine", include_self=False)
+    return ((graph + graph.T) > 0).astype(float)
+
+
+def spectral_embedding(graph, n_components: int) -> np.ndarray:
+    """Eigenvectors of the graph's normalised Laplacian, smallest eigenvalues first."""
+    lap = laplacian(graph, normed=True).toarray()
+    _, vecs = np.linalg.eigh(lap)
+    vecs = vecs[:, : min(n_components, graph.shape[0])]
+    # eigh's sign is arbitrary; fix it so the embedding is reproducible.
+    signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
+    return vecs * np.where(signs == 0, 1, signs)
+
+
+def modularity(graph, labels: np.ndarray) -> float:
+    """Newman's modularity of a partition of an undirected graph."""
+    degrees = np.asarray(graph.sum(axis=1)).ravel()
+    total = degrees.sum()
+    score = 0.0
+    for cluster in np.unique(labels):
+        members = labels == cluster
+        score += graph[members][:, members].sum() / total - (degrees[members].sum() / total) ** 2
+    return float(score)
+
+
+def cluster_spectral(embedding: np.ndarray, k: int, random_state: int) -> np.ndarray:
+    """k-means on the first k row-normalised spectral coordinates."""
+    space = _unit(embedding[:, :k])
+    return KMeans(k, n_init=10, random_state=random_state).fit_predict(space)
+
+
+def choose_k(graph, embedding: np.ndarray, k_range: range, random_state: int
+             ) -> tuple[int, pd.DataFrame, dict[int, np.ndarray]]:
+    """The k whose partition has the highest modularity on the kNN graph.
+
+    Modularity is measured on one fixed graph for every k, unlike the silhouette in the
+    k-dimensional spectral space, which grows or shrinks with the dimension itself and on
+    SIB-200 always preferred k = 2 (see benchmarks/README.md).
+    """
+    rows, partitions = [], {}
+    for k in k_range:
+        labels = cluster_spectral(embedding, k, random_state)
+        partitions[k] = labels
+        sizes = np.bincount(labels, minlength=k)
+        rows.append({"k": k, "modularity": modularity(graph, labels), "smallest_theme": int(sizes.min())})
+    table = pd.DataFrame(rows)
+    best = int(table.loc[table["modularity"].idxmax(), "k"])
+    table["chosen"] = table["k"] == best
+    return best, table, partitions
+
+
+def default_neighbors(n: int) -> int:
+    """About log2(n)+5 neighbours: local enough for short notes, connected enough for spectra."""
+    return int(np.clip(round(np.log2(max(n, 2)) + 5), 5, 30))
+
+
+# --- the estimator ----------------------------------------------------------------------
+
+
+class ThemeModel(TransformerMixin, BaseEstimator):
+    """Guided and inductive themes over note embeddings.
+
+    ``fit(X, groups=None, seed_vectors=None, seed_ids=None)``:
+      * ``X``: (n, d) unit-length embeddings of the notes;
+      * ``groups``: DataFrame with the columns named in ``centre_by`` (e.g. lang, source_type);
+      * ``seed_vectors``: (m, d) prototypes of seed themes (or None for a purely inductive run).
+
+    Learned: ``labels_`` (theme id per note, "" when unassigned), ``status_``, ``reason_``,
+    ``scores_``, ``margins_``, ``secondary_``, ``themes_`` (DataFrame of theme id, kind,
+    prototype index), ``prototypes_``, ``k_selection_``.
+    """
+
+    def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
+                 seed_threshold=0.35, secondary_margin=0.02, min_theme_size=3,
+                 n_neighbors=None, n_refine=3, random_state=0):
+        self.n_themes = n_themes
+        self.min_k = min_k
+        self.max_k = max_k
+        self.centre_by = centre_by
+        self.seed_threshold = seed_threshold
+        self.secondary_margin = secondary_margin
+        self.min_theme_size = min_theme_size
+        self.n_neighbors = n_neighbors
+        self.n_refine = n_refine
+        self.random_state = random_state
+
+    # -- fitting --
+    def fit(self, X, y=None, groups: pd.DataFrame | None = None, seed_vectors=None, seed_ids=None):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or len(X) == 0:
+            raise ValueError("ThemeModel.fit needs a non-empty (n_notes, dim) embedding matrix.")
+        groups = self._groups(groups, len(X))
+        self.mean_ = X.mean(axis=0)
+        self.group_effects_ = {}
+        rough = self._rough_labels(X, groups, seed_vectors)
+        # Two rounds: effects from rough themes, then from themes found in the centred space.
+        for _ in range(2):
+            self.group_effects_ = fit_group_effects(X - self.mean_, groups, rough) if len(groups.columns) else {}
+            centred = apply_group_effects(X, groups, self.group_effects_, self.mean_)
+            rough = self._assign(centred, seed_vectors, seed_ids)
+        self.labels_ = rough
+        return self
+
+    def _groups(self, groups, n) -> pd.DataFrame:
+        if groups is None or not self.centre_by:
+            return pd.DataFrame(index=range(n))
+        present = [c for c in self.centre_by if c in groups.columns]
+        frame = groups[present].reset_index(drop=True).astype(str)
+        # A column with one value carries no group effect to remove.
+        return frame[[c for c in present if frame[c].nunique() > 1]]
+
+    def _rough_labels(self, X, groups, seed_vectors) -> np.ndarray:
+        naive = {col: {} for col in groups.columns}
+        centred = X - self.mean_
+        for col in groups.columns:
+            values = groups[col].to_numpy()
+            for value in np.unique(values):
+                naive[col][value] = centred[values == value].mean(axis=0)
+        space = apply_group_effects(X, groups, naive, self.mean_)
+        k = self.n_themes or (len(seed_vectors) if seed_vectors is not None else None)
+        k = k or int(np.clip(round(np.sqrt(len(X) / 2)), 2, self.max_k))
+        k = min(k, len(X))
+        return KMeans(k, n_init=10, random_state=self.random_state).fit_predict(space) if k > 1 else np.zeros(len(X), int)
+
+    def _assign(self, centred, seed_vectors, seed_ids) -> np.ndarray:
+        n = len(centred)
+        self.status_ = np.full(n, STATUS_UNASSIGNED, dtype=object)
+        self.reason_ = np.full(n, "", dtype=object)
+        prototypes, ids, kinds = [], [], []
+        assigned_idx = np.full(n, -1)
+        if seed_vectors is not None and len(seed_vectors):
+            seeds = _unit(np.asarray(seed_vectors, dtype=np.float64) - self.mean_)
+            protos = self._refine(centred, seeds)
+            scores = centred @ protos.T
+            best = scores.argmax(axis=1)
+            top = scores[np.arange(n), best]
+            ok = top >= self.seed_threshold
+            assigned_idx[ok] = best[ok]
+            self.status_[ok] = STATUS_ASSIGNED
+            prototypes.extend(protos)
+            ids.extend(seed_ids)
+            kinds.extend(["seed"] * len(seed_ids))
+            rest = np.flatnonzero(~ok)
+            for i in rest:
+                self.reason_[i] = (f"closest seed theme {seed_ids[best[i]]} at {top[i]:.2f}, "
+                                   f"below the threshold {self.seed_threshold:.2f}")
+        else:
+            rest = np.arange(n)
+        new_protos = self._new_themes(centred, rest, assigned_idx, len(prototypes))
+        for j, proto in enumerate(new_protos):
+            prototypes.append(proto)
+            ids.append(f"new_{j + 1:02d}")
+            kinds.append("new")
+        self.prototypes_ = np.asarray(prototypes) if prototypes else np.zeros((0, centred.shape[1]))
+        self.themes_ = pd.DataFrame({"theme_id": ids, "kind": kinds})
+        self._score(centred, assigned_idx)
+        labels = np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
+        return labels
+
+    def _refine(self, centred, seeds) -> np.ndarray:
+        """Move each seed prototype toward the notes it confidently attracts (seeded k-means)."""
+        protos = seeds.copy()
+        for _ in range(self.n_refine):
+            scores = centred @ protos.T
+            best = scores.argmax(axis=1)
+            ordered = np.sort(scores, axis=1)
+            margin = ordered[:, -1] - ordered[:, -2] if scores.shape[1] > 1 else ordered[:, -1]
+            confident = (scores.max(axis=1) >= self.seed_threshold) & (margin >= self.secondary_margin)
+            updated = []
+            for j, seed in enumerate(seeds):
+                members = centred[confident & (best == j)]
+                if len(members) == 0:
+                    updated.append(seed)
+                    continue
+                updated.append(_unit(0.3 * seed + 0.7 * _unit(members.mean(axis=0))))
+            protos = np.asarray(updated)
+        return protos
+
+    def _new_themes(self, centred, rest, assigned_idx, offset) -> list[np.ndarray]:
+        """Cluster notes no seed theme took; keep clusters big enough to be a theme."""
+        if len(rest) < max(2 * self.min_theme_size, 3):
+            for i in rest:
+                self.reason_[i] = self.reason_[i] or "too few notes left to form a new theme"
+            return []
+        sub = centred[rest]
+        graph = knn_graph(sub, self.n_neighbors or default_neighbors(len(sub)))
+        upper = min(self.max_k, max(self.min_k, len(sub) // max(self.min_theme_size, 1)), len(sub) - 1)
+        embedding = spectral_embedding(graph, max(upper, 2))
+        if self.n_themes and offset == 0:
+            k = min(self.n_themes, len(sub) - 1)
+            labels = cluster_spectral(spectral_embedding(graph, k), k, self.random_state)
+            self.k_selection_ = pd.DataFrame({"k": [k], "modularity": [modularity(graph, labels)],
+                                              "smallest_theme": [int(np.bincount(labels).min())],
+                                              "chosen": [True]})
+        else:
+            k_range = range(max(2, self.min_k), max(upper, 2) + 1)
+            k, self.k_selection_, partitions = choose_k(graph, embedding, k_range, self.random_state)
+            labels = partitions[k]
+        protos = []
+        for cluster in range(k):
+            members = rest[labels == cluster]
+            if len(members) < self.min_theme_size:
+                for i in members:
+                    self.reason_[i] = (self.reason_[i] + "; " if self.reason_[i] else "") + \
+                        f"its cluster has {len(members)} note(s), fewer than min_theme_size {self.min_theme_size}"
+                continue
+            assigned_idx[members] = offset + len(protos)
+            self.status_[members] = STATUS_NEW_THEME
+            protos.append(_unit(centred[members].mean(axis=0)))
+        return protos
+
+    def _score(self, centred, assigned_idx) -> None:
+        n = len(centred)
+        self.scores_ = np.zeros(n)
+        self.margins_ = np.zeros(n)
+        self.secondary_ = np.full(n, "", dtype=object)
+        if len(self.prototypes_) == 0:
+            return
+        sims = centred @ self.prototypes_.T
+        ids = self.themes_["theme_id"].tolist()
+        for i in range(n):
+            order = np.argsort(-sims[i], kind="stable")
+            own = assigned_idx[i] if assigned_idx[i] >= 0 else order[0]
+            self.scores_[i] = sims[i, own]
+            runner = next((j for j in order if j != own), None)
+            if runner is None:
+                continue
+            self.margins_[i] = sims[i, own] - sims[i, runner]
+            if assigned_idx[i] >= 0 and self.margins_[i] <= self.secondary_margin:
+                self.secondary_[i] = ids[runner]
+
+    # -- using a fitted model --
+    def centre(self, X, groups=None) -> np.ndarray:
+        return apply_group_effects(np.asarray(X, dtype=np.float64), groups, self.group_effects_, self.mean_)
+
+    def transform(self, X, groups=None) -> np.ndarray:
+        """Cosine similarity of each note to each theme prototype (columns as ``themes_``)."""
+        return self.centre(X, groups) @ self.prototypes_.T
+
+    def predict(self, X, groups=None) -> np.ndarray:
+        ids = np.asarray(self.themes_["theme_id"].tolist(), dtype=object)
+        return ids[self.transform(X, groups).argmax(axis=1)]
+
+    # -- persistence (npz + json, never pickle) --
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        arrays = {"mean": self.mean_, "prototypes": self.prototypes_}
+        effects_index = []
+        for col, by_value in self.group_effects_.items():
+            for value, offset in sorted(by_value.items()):
+                arrays[f"effect_{len(effects_index)}"] = offset
+                effects_index.append([col, value])
+        meta = {"params": self.get_params(), "theme_ids": self.themes_["theme_id"].tolist(),
+                "kinds": self.themes_["kind"].tolist(), "effects": effects_index}
+        meta["params"]["centre_by"] = list(meta["params"]["centre_by"] or [])
+        np.savez(path.with_suffix(".npz"), **arrays)
+        path.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ThemeModel":
+        path = Path(path)
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        params = meta["params"]
+        params["centre_by"] = tuple(params["centre_by"])
+        model = cls(**params)
+        with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
+            model.mean_ = data["mean"]
+            model.prototypes_ = data["prototypes"]
+            model.group_effects_ = {}
+            for i, (col, value) in enumerate(meta["effects"]):
+                model.group_effects_.setdefault(col, {})[value] = data[f"effect_{i}"]
+        model.themes_ = pd.DataFrame({"theme_id": meta["theme_ids"], "kind": meta["kinds"]})
+        return model
