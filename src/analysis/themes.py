@@ -375,3 +375,57 @@ class ThemeModel(TransformerMixin, BaseEstimator):
                 model.group_effects_.setdefault(col, {})[value] = data[f"effect_{i}"]
         model.themes_ = pd.DataFrame({"theme_id": meta["theme_ids"], "kind": meta["kinds"]})
         return model
+
+
+# --- seed codebook ----------------------------------------------------------------------
+
+
+class SeedFileError(ValueError):
+    """A problem in a seed-theme file, naming the file, the theme and the key."""
+
+
+def load_seed_themes(path: str | Path) -> list[SeedTheme]:
+    """Read ``themes: [{id, name, description, examples?}]`` from YAML, with clear errors."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SeedFileError(f"{path}: seed-theme file not found. Check --seed-themes or [paths] seed_themes.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SeedFileError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)}). "
+                            "Fix the indentation or quoting there.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
+        raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes.")
+    seeds, seen = [], set()
+    for index, entry in enumerate(data["themes"], start=1):
+        where = f"{path}, theme {index}"
+        if not isinstance(entry, dict):
+            raise SeedFileError(f"{where}: each theme must be a mapping with id, name and description.")
+        for key in ("id", "name", "description"):
+            value = entry.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise SeedFileError(f"{where} ({entry.get('id', '?')}), key '{key}': missing or empty. "
+                                    f"Give every theme a non-empty {key}.")
+        theme_id = entry["id"].strip()
+        if theme_id in seen:
+            raise SeedFileError(f"{where}, key 'id': duplicate id {theme_id!r}. Theme ids must be unique.")
+        if theme_id.startswith("new_"):
+            raise SeedFileError(f"{where}, key 'id': ids starting with 'new_' are reserved for new themes.")
+        seen.add(theme_id)
+        examples = entry.get("examples") or []
+        if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+            raise SeedFileError(f"{where} ({theme_id}), key 'examples': must be a list of strings.")
+        seeds.append(SeedTheme(theme_id, entry["name"].strip(), " ".join(entry["description"].split()),
+                               tuple(e.strip() for e in examples if e.strip())))
+    if not seeds:
+        raise SeedFileError(f"{path}: the 'themes' list is empty. Add themes or leave out --seed-themes.")
+    return seeds
+
+
+def seed_prototypes(seeds: list[SeedTheme], embedder) -> np.ndarray:
+    """One unit vector per seed theme: the mean of its name, description and examples."""
+    return np.stack([_unit(embedder.encode(seed.texts(), kind="query").mean(axis=0)) for seed in seeds])

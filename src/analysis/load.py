@@ -1,0 +1,655 @@
+"""Notes tables (CSV/TSV/XLSX) and documents (Markdown/text) → one notes DataFrame.
+
+Every row of a notes table and every unit of a document becomes one row of the frame with a
+``status``; nothing is dropped silently. The note's text is kept exactly as decoded. What the
+loader had to decide on the way (encodings, delimiters, blank rows, skipped files) is kept in
+``frame.attrs``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from itertools import islice
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.schema import CORE_COLUMNS, LANGUAGES, STATUS_EMPTY, STATUS_OK, UNDETERMINED
+from analysis.text import detect_language, split_sentences
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx")
+DOCUMENT_SUFFIXES = (".md", ".txt")
+SUPPORTED_SUFFIXES = TABLE_SUFFIXES + DOCUMENT_SUFFIXES
+#: Notes longer than this are kept but flagged: they are probably pasted documents.
+LONG_TEXT_CHARS = 5000
+#: Document paragraphs longer than this are split into sentences, so one unit says one thing.
+SPLIT_UNITS_OVER_CHARS = 400
+
+FLAG_DUPLICATE_ID = "duplicate_id"
+FLAG_LONG_TEXT = "long_text"
+FLAG_UNKNOWN_LANG = "unknown_lang"
+FLAG_DERIVED_ID = "derived_id"
+FLAG_EXTRA_CELLS = "extra_cells"
+
+#: Core columns the loader fills itself; an input column with one of these names is renamed.
+_GENERATED_COLUMNS = frozenset(CORE_COLUMNS) - {"note_id", "text", "lang"}
+
+_LANG_ALIASES = {
+    "nb": ("nb", "nob", "no", "nor", "bokmål", "bokmal", "norsk", "norwegian"),
+    "nn": ("nn", "nno", "nynorsk"),
+    "sv": ("sv", "swe", "svenska", "svensk", "swedish"),
+    "da": ("da", "dan", "dansk", "danish"),
+    "en": ("en", "eng", "english", "engelsk", "engelska"),
+}
+_LANG_CODES = {alias: code for code, aliases in _LANG_ALIASES.items() for alias in aliases}
+
+
+class LoadError(ValueError):
+    """An input file cannot be used; the message names the place and says what to do."""
+
+    @classmethod
+    def at(cls, file: str | Path, problem: str, action: str, *, row: int | None = None,
+           column: str | None = None) -> LoadError:
+        place = [Path(file).as_posix() if isinstance(file, Path) else file]
+        if row is not None:
+            place.append(f"row {row}")
+        if column is not None:
+            place.append(f"column {column!r}")
+        return cls(f"{', '.join(place)}: {problem}. {action}.")
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    name: str       # source_file in the frame
+    label: str      # how error messages name the file
+    id_prefix: str  # stem, or a longer path-based prefix when two files share a stem
+
+
+def _skip_reason(file: Path, folder: Path | None) -> str | None:
+    """Why a file found in ``folder`` (None: named by the user) is not read; None to read it."""
+    suffix = file.suffix.lower()
+    inside = file.relative_to(folder).parts if folder else (file.name,)
+    if file.name.lower() == "readme.md":
+        return "README"
+    if suffix in (".yml", ".yaml"):
+        return "YAML (configuration, not notes)"
+    if folder and any(part.startswith((".", "~$")) for part in inside):
+        return "hidden or Excel lock file"
+    in_docs = any(part.lower() == "docs" for part in (folder.name, *inside[:-1])) if folder else False
+    if in_docs and suffix not in DOCUMENT_SUFFIXES:
+        return "not a document (.md or .txt) in a docs folder"
+    if suffix not in SUPPORTED_SUFFIXES:
+        return f"not a notes file ({', '.join(SUPPORTED_SUFFIXES)})"
+    return None
+
+
+def _files_in(path: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
+    if not path.exists():
+        raise LoadError.at(path, "does not exist",
+                           "Check the input paths in the config or on the command line")
+    if path.is_file():
+        reason = _skip_reason(path, None)
+        if reason is None:
+            return [path]
+        if reason.startswith("not a notes file"):
+            raise LoadError.at(path, f"is {reason}",
+                               "Convert it to CSV or XLSX, or leave it out of the inputs")
+        skipped.append((path, reason))
+        return []
+    found = []
+    for file in sorted((f for f in path.rglob("*") if f.is_file()),
+                       key=lambda f: f.relative_to(path).as_posix()):
+        reason = _skip_reason(file, path)
+        if reason is None:
+            found.append(file)
+        else:
+            skipped.append((file, reason))
+    return found
+
+
+def _relative_name(path: Path, root: Path | None) -> str:
+    if root is None:
+        return path.name
+    for candidate, base in ((path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
+        if candidate.is_relative_to(base):
+            return candidate.relative_to(base).as_posix()
+    return path.resolve().as_posix()
+
+
+def _id_prefixes(files: Sequence[Path]) -> dict[Path, str]:
+    """File stem, lengthened with parent folders (then the suffix) when inputs share a stem."""
+    by_stem: dict[str, list[Path]] = {}
+    for file in files:
+        by_stem.setdefault(file.stem, []).append(file)
+    prefixes = {}
+    for group in by_stem.values():
+        prefixes |= _distinct_prefixes(group)
+    return prefixes
+
+
+def _distinct_prefixes(group: list[Path]) -> dict[Path, str]:
+    deepest = max(len(file.absolute().parts) for file in group)
+    for keep_suffix in (False, True):
+        for depth in range(1, deepest + 1):
+            names = {file: _path_prefix(file, depth, keep_suffix) for file in group}
+            if len(set(names.values())) == len(group):
+                return names
+    raise AssertionError("distinct files always have distinct paths")
+
+
+def _path_prefix(file: Path, depth: int, keep_suffix: bool) -> str:
+    parts = list(file.absolute().parts[-depth:])
+    parts[-1] = file.name.replace(".", "_") if keep_suffix else file.stem
+    return "-".join(parts)
+
+
+def _sources(paths: Sequence[str | Path], root: Path | None) -> tuple[list[_Source], list[tuple[Path, str]]]:
+    skipped: list[tuple[Path, str]] = []
+    files: list[Path] = []
+    seen = set()
+    for path in map(Path, paths):
+        for file in _files_in(path, skipped):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
+    prefixes = _id_prefixes(files)
+    sources = []
+    for file in files:
+        name = _relative_name(file, root)
+        label = name if root is not None else file.as_posix()
+        sources.append(_Source(file, name, label, prefixes[file]))
+    return sources, skipped
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+_BINARY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def _decode(raw: bytes, source: _Source) -> tuple[str, str]:
+    """Text and the encoding it was read with: UTF-8 (with or without BOM), cp1252, Latin-1."""
+    if not raw.removeprefix(b"\xef\xbb\xbf").strip():
+        raise LoadError.at(source.label, "the file is empty", "Export the notes again or remove the file")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
+        text, encoding = _decode_utf16(raw, source), "utf-16"
+    elif b"\x00" in raw:
+        raise _binary(source)
+    else:
+        text, encoding = _decode_8bit(raw)
+    if len(_BINARY_CONTROL.findall(text)) > max(1, len(text) // 100):
+        raise _binary(source)
+    return text, encoding
+
+
+def _decode_utf16(raw: bytes, source: _Source) -> str:
+    try:
+        return raw.decode("utf-16")
+    except UnicodeDecodeError:
+        raise _binary(source) from None
+
+
+def _decode_8bit(raw: bytes) -> tuple[str, str]:
+    try:
+        text = raw.decode("utf-8-sig")
+        return text, "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _binary(source: _Source) -> LoadError:
+    kind = "a document" if source.path.suffix.lower() in DOCUMENT_SUFFIXES else "a CSV"
+    return LoadError.at(source.label, f"looks like a binary file, not {kind}",
+                        "Save it again as UTF-8 text, or as .xlsx if it is an Excel workbook")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclass
+class _FileNotes:
+    """What one input file contributed: notes as records plus what the loader noticed."""
+
+    records: list[dict] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # attribute columns, in input order
+    encoding: str | None = None
+    delimiter: str | None = None
+    skipped_blank_rows: int = 0
+
+
+@dataclass
+class _Table:
+    header: list[str]
+    rows: list[tuple[int, list[str]]]  # (spreadsheet row number, cells)
+    sheet: str | None = None
+    header_row: int = 1
+
+
+def _read_csv(source: _Source, result: _FileNotes) -> list[_Table]:
+    text, result.encoding = _decode(source.path.read_bytes(), source)
+    result.delimiter = _sniff_delimiter(text, source.path.suffix.lower() == ".tsv")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=result.delimiter, strict=True)
+    rows = []
+    try:
+        for number, cells in enumerate(reader, start=1):
+            rows.append((number, cells))
+    except csv.Error as error:
+        raise LoadError.at(source.label, f"the CSV cannot be parsed near line {reader.line_num} ({error})",
+                           "Check that quotes around cells are closed, or export the file again from Excel",
+                           row=len(rows) + 1) from None
+    return [_table_from_rows(rows, source, None)]
+
+
+def _sniff_delimiter(text: str, tab_first: bool) -> str:
+    """The delimiter giving the widest header, then the most consistent rows."""
+    candidates = ("\t", ",", ";") if tab_first else (",", ";", "\t")
+
+    def fit(delimiter: str) -> tuple[int, float, int]:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        records = [cells for cells in islice(reader, 200) if any(c.strip() for c in cells)]
+        if not records:
+            return (0, 0.0, 0)
+        width = len(records[0])
+        consistent = sum(len(cells) == width for cells in records) / len(records)
+        return (width, consistent, -candidates.index(delimiter))
+
+    return max(candidates, key=fit)
+
+
+def _read_xlsx(source: _Source, result: _FileNotes) -> list[_Table]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = openpyxl.load_workbook(source.path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as error:
+        raise LoadError.at(source.label, f"is not a readable Excel workbook ({error})",
+                           "Open it in Excel and save it again as .xlsx") from None
+    try:
+        tables = [_table_from_rows(_sheet_rows(sheet), source, sheet.title) for sheet in workbook.worksheets]
+    finally:
+        workbook.close()
+    with_text = [table for table in tables if "text" in table.header]
+    if not with_text:
+        found = "; ".join(f"sheet {t.sheet!r}: {', '.join(t.header) or 'no header'}" for t in tables)
+        raise LoadError.at(source.label, f"no sheet has a 'text' column ({found})",
+                           "Name the column with the notes 'text' in the sheet that holds them")
+    return with_text
+
+
+def _sheet_rows(sheet) -> list[tuple[int, list[str]]]:
+    rows = sheet.iter_rows(values_only=True)
+    return [(number, [_cell_text(value) for value in row]) for number, row in enumerate(rows, start=1)]
+
+
+def _cell_text(value: object) -> str:
+    """Excel cell value as the text a person sees in the cell."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _table_from_rows(rows: list[tuple[int, list[str]]], source: _Source, sheet: str | None) -> _Table:
+    """Split off the header (the first non-blank row) and name its columns."""
+    filled = [(number, cells) for number, cells in rows if any(c.strip() for c in cells)]
+    if not filled:
+        if sheet is not None:
+            return _Table([], [], sheet)
+        raise LoadError.at(source.label, "the file has no header and no notes",
+                           "Export the notes again or remove the file")
+    header_row, header_cells = filled[0]
+    body = [(number, cells) for number, cells in rows if number > header_row]
+    return _Table(_column_names(header_cells, source, sheet), body, sheet, header_row)
+
+
+def _column_names(cells: list[str], source: _Source, sheet: str | None) -> list[str]:
+    """Stripped, lower-cased, unique names; unnamed columns get their position."""
+    names: list[str] = []
+    for position, cell in enumerate(cells, start=1):
+        name = cell.strip().lower() or f"column_{position}"
+        if name in names:
+            if name == "text":
+                where = f" in sheet {sheet!r}" if sheet else ""
+                raise LoadError.at(source.label, f"has two 'text' columns{where}",
+                                   "Rename one of them so the notes column is unambiguous")
+            name = _unique_name(name, names)
+            log.warning("%s: repeated column header renamed to %r", source.label, name)
+        names.append(name)
+    reserved = _GENERATED_COLUMNS | ({"sheet"} if sheet is not None else set()) | {FLAG_EXTRA_CELLS}
+    return [_unique_name(f"input_{name}", names) if name in reserved else name for name in names]
+
+
+def _unique_name(name: str, taken: Sequence[str]) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}_{number}", number + 1
+    return candidate
+
+
+def _read_table(source: _Source) -> _FileNotes:
+    result = _FileNotes()
+    tables = (_read_xlsx if source.path.suffix.lower() == ".xlsx" else _read_csv)(source, result)
+    table = tables[0]
+    if "text" not in table.header:
+        raise LoadError.at(source.label, f"has no 'text' column (columns found: {', '.join(table.header)})",
+                           "Name the column that holds the notes 'text'", row=table.header_row)
+    several_sheets = len(tables) > 1
+    for table in tables:
+        _add_table_rows(table, source, result, several_sheets)
+    if not result.records:
+        log.warning("%s: header only, no notes (%d blank rows)", source.label, result.skipped_blank_rows)
+    return result
+
+
+def _add_table_rows(table: _Table, source: _Source, result: _FileNotes, several_sheets: bool) -> None:
+    header = table.header
+    keep = _kept_columns(table)
+    consumed = ("note_id", "text", "lang")
+    attributes = [name for name, kept in zip(header, keep) if kept and name not in consumed]
+    if table.sheet is not None:
+        attributes.append("sheet")
+    result.columns += [name for name in attributes if name not in result.columns]
+    prefix = f"{source.id_prefix}-{'_'.join(table.sheet.split())}" if several_sheets else source.id_prefix
+    for number, cells in table.rows:
+        if not any(cell.strip() for cell in cells):
+            result.skipped_blank_rows += 1
+            continue
+        result.records.append(_table_record(header, keep, cells, number, prefix, source, table.sheet))
+        if FLAG_EXTRA_CELLS in result.records[-1] and FLAG_EXTRA_CELLS not in result.columns:
+            result.columns.append(FLAG_EXTRA_CELLS)
+
+
+def _kept_columns(table: _Table) -> list[bool]:
+    """Unnamed columns are kept only if some row has a value there (not a trailing ';')."""
+    return [not name.startswith("column_")
+            or any(position < len(cells) and cells[position].strip() for _, cells in table.rows)
+            for position, name in enumerate(table.header)]
+
+
+def _table_record(header: list[str], keep: list[bool], cells: list[str], number: int, prefix: str,
+                  source: _Source, sheet: str | None) -> dict:
+    flags = []
+    padded = cells + [""] * (len(header) - len(cells))
+    values = {name: value for name, value, kept in zip(header, padded, keep) if kept}
+    text = values.pop("text")
+    note_id = values.pop("note_id", "").strip()
+    if not note_id:
+        if "note_id" in header:
+            flags.append(FLAG_DERIVED_ID)
+        note_id = f"{prefix}-r{number}"
+    record = _record(note_id, text, source.name, number, flags)
+    record["_lang_given"] = values.pop("lang", "")
+    record |= values
+    if sheet is not None:
+        record["sheet"] = sheet
+    surplus = [cell for cell in cells[len(header):] if cell.strip()]
+    if surplus:
+        flags.append(FLAG_EXTRA_CELLS)
+        record[FLAG_EXTRA_CELLS] = " | ".join(surplus)
+    return record
+
+
+def _record(note_id: str, text: str, source_file: str, row: int, flags: list[str], **core) -> dict:
+    empty = not text.strip()
+    if len(text) > LONG_TEXT_CHARS:
+        flags.append(FLAG_LONG_TEXT)
+    return {
+        "note_id": note_id, "text": text, "source_file": source_file, "source_row": row,
+        "source_type": "note", "doc_id": "", "char_start": -1, "char_end": -1,
+        "lang": UNDETERMINED, "lang_source": "undetermined",
+        "status": STATUS_EMPTY if empty else STATUS_OK,
+        "status_reason": "text is empty" if empty else "", "flags": flags,
+    } | core
+
+
+# --------------------------------------------------------------------------- documents
+
+
+_FRONT_MATTER_OPEN = re.compile(r"---[ \t]*\r?\n")
+_FRONT_MATTER_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
+_ATX_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
+_SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*")
+_THEMATIC_BREAK = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")
+_LIST_MARKER = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=\S)")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    section: str
+
+
+def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
+    """Front-matter keys as text, and where the body starts."""
+    import yaml
+
+    opening = _FRONT_MATTER_OPEN.match(text)
+    closing = _FRONT_MATTER_CLOSE.search(text, opening.end()) if opening else None
+    if not closing:
+        return {}, 0
+    try:
+        data = yaml.safe_load(text[opening.end():closing.start()]) or {}
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        raise LoadError.at(source.label, f"the front matter is not valid YAML ({error})",
+                           "Fix the block between the '---' lines",
+                           row=None if line is None else line + 2) from None
+    if not isinstance(data, dict):
+        raise LoadError.at(source.label, "the front matter is not a list of 'key: value' lines",
+                           "Write one 'key: value' per line between the '---' lines", row=2)
+    body_start = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
+    return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
+
+
+def _yaml_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ";".join(_yaml_text(item) for item in value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _lines(text: str, start: int):
+    """(offset of line start, line without its line break) from ``start`` on."""
+    position = start
+    while position < len(text):
+        newline = text.find("\n", position)
+        end = len(text) if newline == -1 else newline + 1
+        yield position, text[position:end].rstrip("\r\n")
+        position = end
+
+
+def _document_units(text: str, body_start: int) -> list[_Unit]:
+    """Paragraphs and list items under their latest heading; long ones cut into sentences."""
+    units: list[_Unit] = []
+    section, block = "", None  # block: [start, end, is_paragraph] of the open paragraph or item
+
+    def close() -> None:
+        nonlocal block
+        if block:
+            units.extend(_split_long(text, block[0], block[1], section))
+        block = None
+
+    for offset, line in _lines(text, body_start):
+        if not line.strip():
+            close()
+        elif heading := _ATX_HEADING.fullmatch(line):
+            close()
+            section = (heading.group(1) or "").strip()
+        elif _SETEXT_UNDERLINE.fullmatch(line) and block and block[2]:
+            section, block = " ".join(text[block[0]:block[1]].split()), None
+        elif _THEMATIC_BREAK.fullmatch(line):
+            close()
+        elif marker := _LIST_MARKER.match(line):
+            close()
+            block = [offset + marker.end(), offset + len(line), False]
+        elif block:
+            block[1] = offset + len(line)
+        else:
+            indent = len(line) - len(line.lstrip())
+            block = [offset + indent, offset + len(line), True]
+    close()
+    return units
+
+
+def _split_long(text: str, start: int, end: int, section: str) -> list[_Unit]:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end - start <= SPLIT_UNITS_OVER_CHARS:
+        return [_Unit(start, end, section)] if end > start else []
+    return [_Unit(start + a, start + b, section) for a, b in split_sentences(text[start:end])]
+
+
+def _read_document(source: _Source) -> _FileNotes:
+    text, encoding = _decode(source.path.read_bytes(), source)
+    front_matter, body_start = _front_matter(text, source)
+    doc_id = front_matter.pop("doc_id", "").strip() or source.id_prefix
+    source_type = front_matter.pop("source_type", "").strip() or "document"
+    lang_given = front_matter.pop("lang", "")
+    reserved = _GENERATED_COLUMNS | {"note_id", "text", "section"}
+    attributes = {(_unique_name(f"input_{key}", front_matter) if key in reserved else key): value
+                  for key, value in front_matter.items()}
+    result = _FileNotes(encoding=encoding, columns=[*attributes, "section"])
+    for number, unit in enumerate(_document_units(text, body_start), start=1):
+        record = _record(f"{doc_id}-u{number:03d}", text[unit.start:unit.end], source.name, number, [],
+                         source_type=source_type, doc_id=doc_id, char_start=unit.start, char_end=unit.end)
+        record["_lang_given"] = lang_given
+        record["_lang_given_by"] = "front_matter"
+        result.records.append(record | attributes | {"section": unit.section})
+    if not result.records:
+        log.warning("%s: the document has no paragraphs or list items", source.label)
+    return result
+
+
+# --------------------------------------------------------------------------- languages
+
+
+def normalise_language(value: str) -> str | None:
+    """Our code for a language as people write it ("Bokmål", "swe", "sv-SE"); None if unknown."""
+    value = value.strip().lower().replace("_", "-")
+    return _LANG_CODES.get(value) or _LANG_CODES.get(value.split("-")[0])
+
+
+def _resolve_languages(records: list[dict]) -> None:
+    """Given language, else detected, else the file's majority, else undetermined."""
+    pending = []
+    for record in records:
+        given = record.pop("_lang_given", "")
+        given_by = record.pop("_lang_given_by", "column")
+        code = normalise_language(given) if given.strip() else None
+        if code:
+            record["lang"], record["lang_source"] = code, given_by
+            continue
+        if given.strip() and given.strip().lower() != UNDETERMINED:
+            record["flags"].append(FLAG_UNKNOWN_LANG)
+        if record["status"] == STATUS_OK:
+            pending.append(record)
+    for record, (code, _) in zip(pending, detect_language([r["text"] for r in pending])):
+        if code != UNDETERMINED:
+            record["lang"], record["lang_source"] = code, "detected"
+    majority = _majority_language(records)
+    for record in pending:
+        if record["lang"] == UNDETERMINED and majority:
+            record["lang"], record["lang_source"] = majority, "file_majority"
+
+
+def _majority_language(records: list[dict]) -> str | None:
+    counts = Counter(r["lang"] for r in records if r["lang"] in LANGUAGES)
+    return min(counts, key=lambda code: (-counts[code], code)) if counts else None
+
+
+# --------------------------------------------------------------------------- the frame
+
+
+def _make_ids_unique(records: list[dict]) -> None:
+    """A repeated note_id keeps its first row; later rows get ``~r<row>`` and a flag."""
+    original = {record["note_id"] for record in records}
+    seen: set[str] = set()
+    for record in records:
+        note_id = record["note_id"]
+        if note_id in seen:
+            candidate, number = f"{note_id}~r{record['source_row']}", 2
+            while candidate in seen or candidate in original:
+                candidate, number = f"{note_id}~r{record['source_row']}~{number}", number + 1
+            record["note_id"] = candidate
+            record["flags"].append(FLAG_DUPLICATE_ID)
+        seen.add(record["note_id"])
+
+
+def _natural_key(note_id: str) -> tuple:
+    """Sort "x-r2" before "x-r10"; the id itself breaks ties so the order is total."""
+    parts = re.split(r"(\d+)", note_id)
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts), note_id
+
+
+def _frame(results: list[tuple[_Source, _FileNotes]]) -> pd.DataFrame:
+    records = [record for _, result in results for record in result.records]
+    _make_ids_unique(records)
+    attributes: list[str] = []
+    for _, result in results:
+        attributes += [name for name in result.columns if name not in attributes]
+    for record in records:
+        record["flags"] = ";".join(record["flags"])
+    records.sort(key=lambda record: _natural_key(record["note_id"]))
+    frame = pd.DataFrame.from_records(records, columns=[*CORE_COLUMNS, *attributes])
+    integers = {"source_row", "char_start", "char_end"}
+    frame[attributes] = frame[attributes].fillna("")
+    return frame.astype({name: "int64" if name in integers else "str" for name in frame.columns})
+
+
+def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.DataFrame:
+    """Read notes tables and documents into one notes frame (schema.CORE_COLUMNS first).
+
+    ``paths`` are files or folders (read recursively, in sorted order). ``source_file`` is
+    relative to ``root`` when given, else the file name. Raises LoadError for unusable files.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    root = Path(root) if root is not None else None
+    sources, skipped = _sources(paths, root)
+    for file, reason in skipped:
+        log.info("skipped %s: %s", file.as_posix(), reason)
+    if not sources:
+        raise LoadError.at(", ".join(str(p) for p in paths) or "(no inputs)", "no notes files found",
+                           f"Give folders or files ending in {', '.join(SUPPORTED_SUFFIXES)}")
+    results = []
+    for source in sources:
+        is_document = source.path.suffix.lower() in DOCUMENT_SUFFIXES
+        result = (_read_document if is_document else _read_table)(source)
+        _resolve_languages(result.records)
+        results.append((source, result))
+    frame = _frame(results)
+    frame.attrs = {
+        "encodings": {s.name: r.encoding for s, r in results if r.encoding},
+        "delimiters": {s.name: r.delimiter for s, r in results if r.delimiter},
+        "skipped_blank_rows": {s.name: r.skipped_blank_rows for s, r in results},
+        "skipped_files": {_relative_name(f, root) if root else f.as_posix(): why for f, why in skipped},
+    }
+    return frame

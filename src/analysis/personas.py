@@ -1,0 +1,854 @@
+"""Persona tracing: which notes speak for which persona, and which needs the themes answer.
+
+A note is linked to a persona in one of three ways, trusted in this order:
+
+1. ``tag``: the workshop wrote the persona on the note (the ``persona`` column).
+2. ``mention``: the note names the persona or one of its aliases, as a whole word, with
+   the Nordic/English possessive (Roalds, Elias', Roald's). Names are proper nouns, so the
+   match is case-sensitive ("edel" is an adjective, "knute" a knot).
+3. ``similarity``: the note speaks for a particular person without naming one (first person,
+   "han"/"hon", "pappa") and is much closer to one persona's description and needs than to
+   any other persona's. Topic alone is not enough: "personal följer med vid flytt" is on
+   Elias' topic but speaks for nobody, so notes without a personal voice stay ``none``.
+
+Everything downstream (theme × persona tables, need coverage, traces, summaries) keeps
+the note ids, so every claim in a report can be followed back to the sticky note.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.config import PersonasConfig
+from analysis.schema import NO_PERSONA, STATUS_EXCLUDED, STATUS_UNASSIGNED
+from analysis.stats import cell_statistics, contingency_table, contingency_tests
+from analysis.text import normalise, split_sentences
+
+log = logging.getLogger(__name__)
+
+METHOD_TAG = "tag"
+METHOD_TAG_UNKNOWN = "tag_unknown"
+METHOD_MENTION = "mention"
+METHOD_SIMILARITY = "similarity"
+METHOD_NONE = "none"
+
+LINK_COLUMNS = ("persona_id", "persona_method", "persona_score", "persona_secondary", "persona_evidence")
+
+#: Mention strength: naming a persona outright is the strongest evidence; a possessive
+#: ("Roalds medisiner") is about the persona's world and slightly weaker.
+MENTION_SCORE = 1.0
+POSSESSIVE_MENTION_SCORE = 0.9
+
+QUOTE_CHARS = 200
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class PersonaFileError(ValueError):
+    """A problem in the personas file, phrased for the analyst who edits it."""
+
+
+@dataclass(frozen=True)
+class Need:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Persona:
+    id: str
+    name: str
+    role: str
+    aliases: tuple[str, ...]
+    description: str
+    needs: tuple[Need, ...]
+    site: str | None = None
+
+    def surface_forms(self) -> tuple[str, ...]:
+        """Name and aliases, longest first, without repeats."""
+        forms = {normalise(form) for form in (self.name, *self.aliases) if normalise(form)}
+        return tuple(sorted(forms, key=lambda form: (-len(form), form)))
+
+    def sentences(self) -> tuple[str, ...]:
+        """Description sentences and need texts: what the persona's notes sound like."""
+        description = normalise(self.description)
+        spoken = [description[start:end] for start, end in split_sentences(description)]
+        return tuple(dict.fromkeys([*spoken, *(normalise(need.text) for need in self.needs)]))
+
+
+def _fail(path: Path, where: str, problem: str, fix: str) -> PersonaFileError:
+    return PersonaFileError(f"{path}: {where}: {problem}. {fix}")
+
+
+def _text_field(path, where, entry, key, required) -> str:
+    value = entry.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise _fail(path, where, f"key '{key}' is missing or empty", f"Add '{key}: ...' to this persona.")
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise _fail(path, where, f"key '{key}' must be text, got {type(value).__name__}",
+                    f"Write '{key}' as a single line of text.")
+    return normalise(str(value))
+
+
+def _aliases(path, where, entry) -> tuple[str, ...]:
+    aliases = entry.get("aliases") or []
+    if isinstance(aliases, str):
+        aliases = [aliases]
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise _fail(path, where, "key 'aliases' must be a list of names",
+                    "Write it as 'aliases: [Name, Other name]'.")
+    return tuple(normalise(a) for a in aliases if normalise(a))
+
+
+def _needs(path, where, entry) -> tuple[Need, ...]:
+    raw = entry.get("needs") or []
+    if not isinstance(raw, list):
+        raise _fail(path, where, "key 'needs' must be a list of {id, text}",
+                    "Write each need as '- id: ...' with 'text: ...' below it.")
+    needs, seen = [], set()
+    for number, need in enumerate(raw):
+        need_where = f"{where}, need {number}"
+        if not isinstance(need, dict):
+            raise _fail(path, need_where, f"a need must be a mapping, got {type(need).__name__}",
+                        "Give each need an 'id' and a 'text'.")
+        need_id = _text_field(path, need_where, need, "id", required=True)
+        text = _text_field(path, f"{need_where} ({need_id})", need, "text", required=True)
+        if need_id in seen:
+            raise _fail(path, need_where, f"duplicate need id '{need_id}'", "Give each need its own id.")
+        seen.add(need_id)
+        needs.append(Need(need_id, text))
+    return tuple(needs)
+
+
+def _persona(path: Path, index: int, entry) -> Persona:
+    where = f"persona {index}"
+    if not isinstance(entry, dict):
+        raise _fail(path, where, f"each persona must be a mapping, got {type(entry).__name__}",
+                    "Start each persona with '- id: ...'.")
+    persona_id = _text_field(path, where, entry, "id", required=True)
+    where = f"persona {index} ('{persona_id}')"
+    if persona_id.lower() == NO_PERSONA:
+        raise _fail(path, where, f"the id '{NO_PERSONA}' is reserved for notes without a persona",
+                    "Choose another id.")
+    site = _text_field(path, where, entry, "site", required=False) or None
+    return Persona(
+        id=persona_id,
+        name=_text_field(path, where, entry, "name", required=True),
+        role=_text_field(path, where, entry, "role", required=False),
+        aliases=_aliases(path, where, entry),
+        description=_text_field(path, where, entry, "description", required=False),
+        needs=_needs(path, where, entry),
+        site=site.lower() if site else None,
+    )
+
+
+def load_personas(path: str | Path) -> list[Persona]:
+    """Read ``personas.yml``; raise PersonaFileError naming the file, persona and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise PersonaFileError(f"{path}: personas file not found. Set [paths] personas in analysis.toml.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        raise PersonaFileError(f"{path}: not valid YAML at {line} ({getattr(error, 'problem', error)}). "
+                               "Fix the indentation or quoting on that line.") from error
+    if not isinstance(data, dict) or not isinstance(data.get("personas"), list):
+        raise PersonaFileError(f"{path}: expected a top-level 'personas:' list. "
+                               "Start the file with 'personas:' and list each persona under it.")
+    personas, seen = [], {}
+    for index, entry in enumerate(data["personas"]):
+        persona = _persona(path, index, entry)
+        if persona.id in seen:
+            raise _fail(path, f"persona {index} ('{persona.id}')",
+                        f"duplicate id, already used by persona {seen[persona.id]}", "Give each persona its own id.")
+        seen[persona.id] = index
+        personas.append(persona)
+    return personas
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def _tag_lookup(personas: Sequence[Persona]) -> dict[str, str]:
+    lookup = {}
+    for persona in personas:
+        for key in (persona.id, persona.name, *persona.aliases):
+            lookup.setdefault(key.casefold(), persona.id)
+    return lookup
+
+
+def _tag_value(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    return normalise(str(value))
+
+
+# --------------------------------------------------------------------------- mentions
+
+
+@dataclass(frozen=True)
+class Mention:
+    persona_id: str
+    start: int
+    end: int
+    surface: str
+    possessive: bool
+
+
+def _form_pattern(form: str) -> str:
+    words = [re.escape(word) for word in form.split()]
+    return r"\s+".join(words)
+
+
+def _mention_regex(persona: Persona) -> re.Pattern:
+    """Whole-word name or alias with an optional possessive; capitalised or all-caps only.
+
+    ``(?<![\\w-])`` keeps "Jens-Roald" out; ``(?!\\w)`` after the optional possessive keeps
+    "Roaldsen", "Knutepunkt" and "Edelweiss" out while "Roalds", "Elias'", "Roald's" match.
+    """
+    forms = []
+    for form in persona.surface_forms():
+        # As written, sentence-initial ("Sønnen til Roald") and shouted ("ROALD").
+        for variant in (form, form[0].upper() + form[1:], form.upper()):
+            forms.append(_form_pattern(variant))
+    alternatives = "|".join(dict.fromkeys(forms))
+    return re.compile(rf"(?<![\w-])(?P<form>{alternatives})(?P<possessive>['’]s|s|['’])?(?!\w)")
+
+
+def find_mentions(text: str, personas: Sequence[Persona]) -> list[Mention]:
+    """Persona mentions in reading order; a mention inside a longer one is dropped.
+
+    "Roalds sønn" is an alias of Knut, so the "Roalds" inside it is not a mention of Roald.
+    """
+    found = []
+    for persona in personas:
+        for match in _mention_regex(persona).finditer(text):
+            found.append(Mention(persona.id, match.start(), match.end(), match.group(0),
+                                 match.group("possessive") is not None))
+    found.sort(key=lambda m: (m.start, -(m.end - m.start), m.persona_id))
+    kept: list[Mention] = []
+    for mention in found:
+        if any(other.start <= mention.start and mention.end <= other.end for other in kept):
+            continue
+        kept.append(mention)
+    return kept
+
+
+def perspective(mentions: Sequence[Mention]) -> tuple[Mention, str]:
+    """The mention whose perspective the note takes, and the other persona named (or "").
+
+    The first persona named outright is usually the grammatical subject ("Knut vil vite om
+    Roald …"). A possessive names whose world it is, not who acts ("Edels datter sier at
+    Roald …"), so it only wins when every mention is possessive.
+    """
+    plain = [m for m in mentions if not m.possessive]
+    primary = (plain or list(mentions))[0]
+    others = [m.persona_id for m in mentions if m.persona_id != primary.persona_id]
+    return primary, (others[0] if others else "")
+
+
+# --------------------------------------------------------------------------- implicit voice
+
+#: Words that make a note speak for one particular person rather than about a service:
+#: first person singular, third person singular, and kinship (a relative's voice). Plural
+#: "vi"/"me"/"we" is left out on purpose: it is the staff's or the workshop's voice.
+_VOICE_WORDS = frozenset("""
+    jeg eg jag meg mig mej min mitt mine mi mina
+    han hun ho hon ham honom henne hans hennes hennar
+    pappa mamma far faren fars mor mora moren mors sønnen sønn datter datteren dattera
+    son sonen dotter dottern
+    my me mine he she him his dad mum mom father mother
+""".split())
+# English "her" is left out: in Norwegian it means "here" ("Hvem er fra NAV her?").
+_VOICE_CASED = frozenset({"I"})  # English "I"; lowercase "i" is the Nordic preposition
+#: "min" after a number is minutes ("30 min", "15 min forsinket"), not "my".
+_MINUTES = re.compile(r"\d\s*min\b", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+def speaks_for_a_person(text: str) -> bool:
+    """Whether a note is voiced by or about one particular person (see _VOICE_WORDS)."""
+    text = _MINUTES.sub(" ", text)
+    for word in _WORD.findall(text):
+        if word in _VOICE_CASED or word.casefold() in _VOICE_WORDS:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- explicit links
+
+
+def _note_texts(notes: pd.DataFrame) -> list[str]:
+    if "text" not in notes.columns:
+        raise KeyError("the notes table has no 'text' column; load it with analysis.load.load_notes.")
+    return [normalise(t) if isinstance(t, str) else "" for t in notes["text"]]
+
+
+def _link(persona_id=NO_PERSONA, method=METHOD_NONE, score=0.0, secondary="", evidence="") -> dict:
+    return {"persona_id": persona_id, "persona_method": method, "persona_score": float(score),
+            "persona_secondary": secondary, "persona_evidence": evidence}
+
+
+def _explicit_link(tag: str, text: str, personas: Sequence[Persona], tags: dict[str, str]) -> dict:
+    """Link from the tag column or a name in the text; the 'none' link when neither says anything."""
+    mentions = find_mentions(text, personas)
+    if tag:
+        persona_id = tags.get(tag.casefold())
+        if persona_id is None and tag.casefold() == NO_PERSONA:
+            persona_id = NO_PERSONA  # the workshop wrote "none" on purpose
+        if persona_id is None:
+            return _link(method=METHOD_TAG_UNKNOWN, evidence=tag)
+        others = [m.persona_id for m in mentions if m.persona_id != persona_id]
+        return _link(persona_id, METHOD_TAG, 1.0, others[0] if others else "", tag)
+    if mentions:
+        primary, secondary = perspective(mentions)
+        score = POSSESSIVE_MENTION_SCORE if primary.possessive else MENTION_SCORE
+        return _link(primary.persona_id, METHOD_MENTION, score, secondary, primary.surface)
+    return _link()
+
+
+def explicit_links(notes: pd.DataFrame, personas: Sequence[Persona]) -> pd.DataFrame:
+    """Tag and mention links for every note (no embeddings); other notes get method 'none'."""
+    tags = _tag_lookup(personas)
+    raw_tags = notes["persona"] if "persona" in notes.columns else pd.Series("", index=notes.index)
+    rows = [_explicit_link(_tag_value(tag), text, personas, tags)
+            for tag, text in zip(raw_tags, _note_texts(notes))]
+    links = pd.DataFrame(rows, index=notes.index, columns=list(LINK_COLUMNS))
+    if "note_id" in notes.columns:  # kept so links can be joined to assignments by id
+        links.insert(0, "note_id", notes["note_id"].astype(str).to_numpy())
+    unknown_tags = links.loc[links["persona_method"] == METHOD_TAG_UNKNOWN, "persona_evidence"]
+    for value, count in sorted(unknown_tags.value_counts().items()):
+        log.warning("persona tag %r on %d note(s) matches no persona id, name or alias; "
+                    "those notes are linked to 'none' (method tag_unknown). Fix the tag or add an alias.",
+                    value, count)
+    return links
+
+
+# --------------------------------------------------------------------------- similarity
+
+#: A persona's score is the mean of its TOP_K most similar exemplars (description and need
+#: sentences plus the notes already tagged or naming it). One lucky sentence cannot carry a
+#: note, and the workshop's own notes sound more like the implicit ones than prose does.
+TOP_K = 5
+
+
+def _embed(embedder, texts: Sequence[str]) -> np.ndarray:
+    """Each distinct text embedded once, in sorted order, so row order cannot change a vector."""
+    unique = sorted(set(texts))
+    vectors = embedder.encode(unique, kind="query") if unique else np.zeros((0, 1), np.float32)
+    row = {text: i for i, text in enumerate(unique)}
+    return np.asarray(vectors, dtype=np.float64)[[row[text] for text in texts]]
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def _note_sites(notes: pd.DataFrame) -> np.ndarray | None:
+    if "site" not in notes.columns:
+        return None
+    return np.array([str(s).strip().lower() if isinstance(s, str) else "" for s in notes["site"]])
+
+
+def _site_centres(vectors: np.ndarray, texts: list[str], sites: np.ndarray | None) -> dict[str | None, np.ndarray]:
+    """Mean note vector per site (key None: all notes).
+
+    e5 puts texts of one language and register close together; subtracting the site's mean
+    note (the site fixes the language here) leaves what a note says rather than how notes
+    from that workshop sound, so Swedish and Norwegian scores become comparable. Rows are
+    averaged in text order so that shuffling the notes cannot change the centre.
+    """
+    written = [i for i, text in enumerate(texts) if text]
+    written.sort(key=lambda i: texts[i])
+    centres = {None: _shrunk_mean(vectors[written])}
+    if sites is not None:
+        for site in sorted(set(sites[written])):
+            centres[site] = _shrunk_mean(vectors[[i for i in written if sites[i] == site]])
+    return centres
+
+
+#: Pseudo-count pulling a site's centre towards "no centring": with a handful of notes the
+#: mean is mostly those notes themselves, and subtracting it would erase what they say.
+CENTRE_PRIOR_NOTES = 5
+
+
+def _shrunk_mean(vectors: np.ndarray) -> np.ndarray:
+    if len(vectors) == 0:
+        return np.zeros(vectors.shape[1])
+    return vectors.sum(axis=0) / (len(vectors) + CENTRE_PRIOR_NOTES)
+
+
+def _persona_exemplars(persona: Persona, links: pd.DataFrame, texts: list[str]) -> tuple[list[str], list[int]]:
+    """The persona's sentences, then its explicitly linked notes (row positions, -1 for sentences)."""
+    sentences = list(persona.sentences())
+    explicit = links["persona_method"].isin([METHOD_TAG, METHOD_MENTION]).to_numpy()
+    mine = (links["persona_id"] == persona.id).to_numpy() & explicit
+    rows = [i for i in np.flatnonzero(mine) if texts[i]]
+    return sentences + [texts[i] for i in rows], [-1] * len(sentences) + rows
+
+
+def _persona_scores(persona, note_vectors, note_centres, links, texts, sites, embedder, centres):
+    """Top-k mean similarity of every note to one persona (NaN where the site rules it out)."""
+    exemplar_texts, exemplar_rows = _persona_exemplars(persona, links, texts)
+    n_notes = len(texts)
+    if not exemplar_texts:
+        return np.full(n_notes, np.nan), np.full(n_notes, "", dtype=object)
+    centre = centres.get(persona.site, centres[None]) if sites is not None else centres[None]
+    rows = np.asarray(exemplar_rows)
+    sentence_vectors = _embed(embedder, [t for t, r in zip(exemplar_texts, rows) if r == -1])
+    exemplars = _unit(np.vstack([sentence_vectors, note_vectors[rows[rows >= 0]]]) - centre)
+    notes = _unit(note_vectors - note_centres)
+    similarity = notes @ exemplars.T
+    similarity[np.arange(n_notes)[:, None] == rows[None, :]] = -np.inf  # a note is not its own exemplar
+    k = min(TOP_K, similarity.shape[1])
+    scores = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+    n_sentences = int((rows == -1).sum())
+    best_sentence = similarity[:, :n_sentences].argmax(axis=1) if n_sentences else None
+    evidence = np.array([exemplar_texts[j] for j in best_sentence], dtype=object) if n_sentences \
+        else np.full(n_notes, "", dtype=object)
+    if persona.site and sites is not None:
+        scores[sites != persona.site] = np.nan
+    return scores, evidence
+
+
+def similarity_scores(notes: pd.DataFrame, personas: Sequence[Persona], embedder,
+                      links: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per note: best persona by similarity, its score, the runner-up and the margin.
+
+    Columns: best_persona, score, runner_up, runner_up_score, margin, voiced, evidence, plus
+    one ``score_<persona id>`` column per persona. ``links`` are the explicit links whose
+    notes serve as exemplars (computed when not given).
+    """
+    links = explicit_links(notes, personas) if links is None else links
+    texts = _note_texts(notes)
+    sites = _note_sites(notes)
+    note_vectors = _embed(embedder, texts)
+    centres = _site_centres(note_vectors, texts, sites)
+    note_centres = np.stack([centres.get(site, centres[None]) for site in sites]) if sites is not None \
+        else np.tile(centres[None], (len(texts), 1))
+    table = pd.DataFrame(index=notes.index)
+    evidence = {}
+    for persona in sorted(personas, key=lambda p: p.id):
+        scores, evidence[persona.id] = _persona_scores(persona, note_vectors, note_centres, links, texts,
+                                                       sites, embedder, centres)
+        table[f"score_{persona.id}"] = scores
+    return _rank_personas(table, evidence, texts)
+
+
+def _rank_personas(table: pd.DataFrame, evidence: dict[str, np.ndarray], texts: list[str]) -> pd.DataFrame:
+    ids = [column.removeprefix("score_") for column in table.columns]
+    scores = table.to_numpy(dtype=float)
+    ranked = np.where(np.isnan(scores), -np.inf, scores)
+    order = np.argsort(-ranked, axis=1, kind="stable")  # ties go to the alphabetically first id
+    rows = np.arange(len(table))
+    best = ranked[rows, order[:, 0]] if ids else np.full(len(table), -np.inf)
+    runner = ranked[rows, order[:, 1]] if len(ids) > 1 else np.full(len(table), -np.inf)
+    linkable = np.isfinite(best)
+    # With a single eligible persona the runner-up is "nobody", scored 0: the site's average note.
+    runner_score = np.where(np.isfinite(runner), runner, 0.0)
+    table["best_persona"] = np.where(linkable, [ids[j] for j in order[:, 0]] if ids else "", NO_PERSONA)
+    table["score"] = np.where(linkable, best, np.nan)
+    table["runner_up"] = np.where(np.isfinite(runner), [ids[j] for j in order[:, 1]] if len(ids) > 1 else "", "")
+    table["runner_up_score"] = np.where(linkable, runner_score, np.nan)
+    table["margin"] = table["score"] - table["runner_up_score"]
+    table["voiced"] = [bool(text) and speaks_for_a_person(text) for text in texts]
+    table["evidence"] = [evidence[pid][i] if ok else "" for i, (pid, ok) in
+                         enumerate(zip(table["best_persona"], linkable))]
+    return table
+
+
+# --------------------------------------------------------------------------- linking
+
+
+def _similarity_linkable(links: pd.DataFrame, similarity: pd.DataFrame, config: PersonasConfig) -> pd.Series:
+    """Notes similarity may link: no explicit link, a personal voice, and a clear winner."""
+    return ((links["persona_method"] == METHOD_NONE)
+            & similarity["voiced"]
+            & similarity["score"].notna()
+            & (similarity["margin"] >= config.min_margin))
+
+
+def candidate_scores(links: pd.DataFrame, similarity: pd.DataFrame, config: PersonasConfig) -> pd.Series:
+    """The score the threshold is applied to; NaN where similarity cannot link the note at all.
+
+    This is what ``choose_similarity_threshold`` should be calibrated on.
+    """
+    return similarity["score"].where(_similarity_linkable(links, similarity, config))
+
+
+def link_personas(notes: pd.DataFrame, personas: Sequence[Persona], embedder,
+                  config: PersonasConfig) -> pd.DataFrame:
+    """One persona link per note, indexed like ``notes`` (see the module docstring for the rules)."""
+    links = explicit_links(notes, personas)
+    if links.empty or not personas:
+        return links
+    similarity = similarity_scores(notes, personas, embedder, links)
+    linked = candidate_scores(links, similarity, config) >= config.similarity_threshold
+    # The runner-up is worth recording only when it, too, clears the bar.
+    secondary = similarity["runner_up"].where(similarity["runner_up_score"] >= config.similarity_threshold, "")
+    links.loc[linked, "persona_id"] = similarity.loc[linked, "best_persona"]
+    links.loc[linked, "persona_method"] = METHOD_SIMILARITY
+    links.loc[linked, "persona_score"] = similarity.loc[linked, "score"].astype(float)
+    links.loc[linked, "persona_secondary"] = secondary[linked]
+    links.loc[linked, "persona_evidence"] = similarity.loc[linked, "evidence"]
+    return links
+
+
+# --------------------------------------------------------------------------- threshold
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    threshold: float
+    false_rate: float | None
+    recall: float | None
+    n_persona_notes: int | None
+    n_none_notes: int | None
+    reason: str
+
+
+def choose_similarity_threshold(scores, is_persona_note, max_false_rate: float = 0.02) -> ThresholdChoice:
+    """The lowest threshold that links at most ``max_false_rate`` of the true-none notes.
+
+    ``scores`` are ``candidate_scores`` (NaN: similarity cannot link the note);
+    ``is_persona_note`` is the reference label (e.g. gold_persona != "none", in evaluation
+    only). Lowest, because every notch above the budget only loses persona notes. The value
+    is rounded up to 3 decimals so it can be written into analysis.toml as it is.
+    """
+    scores = np.asarray(scores, dtype=float)
+    positive = np.asarray(is_persona_note, dtype=bool)
+    none_scores = np.sort(scores[~positive & np.isfinite(scores)])[::-1]
+    n_none = int((~positive).sum())
+    allowed = int(np.floor(max_false_rate * n_none))
+    if len(none_scores) > allowed:
+        threshold = np.ceil((none_scores[allowed] + 1e-9) * 1000) / 1000
+        why = (f"lowest value that links at most {allowed} of {n_none} true-none notes "
+               f"(max_false_rate {max_false_rate:.0%})")
+    else:
+        linkable = scores[np.isfinite(scores)]
+        threshold = np.floor(linkable.min() * 1000) / 1000 if linkable.size else 0.0
+        why = (f"only {len(none_scores)} true-none notes can be linked by similarity at all, within the "
+               f"budget of {allowed}; the threshold is the lowest candidate score")
+    return _describe_threshold(float(threshold), scores, positive, why)
+
+
+def _describe_threshold(threshold: float, scores: np.ndarray, positive: np.ndarray, why: str) -> ThresholdChoice:
+    passed = np.isfinite(scores) & (scores >= threshold)
+    n_none, n_persona = int((~positive).sum()), int(positive.sum())
+    false_rate = float((passed & ~positive).sum() / n_none) if n_none else 0.0
+    recall = float((passed & positive).sum() / n_persona) if n_persona else 0.0
+    return ThresholdChoice(threshold, false_rate, recall, n_persona, n_none, why)
+
+
+def similarity_threshold_in_use(config: PersonasConfig, scores=None, is_persona_note=None) -> ThresholdChoice:
+    """The threshold link_personas applies, why, and (given reference labels) what it costs."""
+    why = (f"[personas] similarity_threshold = {config.similarity_threshold} from the config; "
+           f"a note also needs a personal voice and a margin of {config.min_margin} over the runner-up")
+    if scores is None or is_persona_note is None:
+        n_passed = None if scores is None else int(np.nansum(np.asarray(scores, float) >= config.similarity_threshold))
+        extra = "" if n_passed is None else f"; {n_passed} note(s) pass it"
+        return ThresholdChoice(config.similarity_threshold, None, None, None, None, why + extra)
+    return _describe_threshold(config.similarity_threshold, np.asarray(scores, dtype=float),
+                               np.asarray(is_persona_note, dtype=bool), why)
+
+
+# --------------------------------------------------------------------------- themes × personas
+
+#: Assignment statuses that put a note in a theme; unassigned and excluded notes have none.
+_THEMED = frozenset({"assigned", "new_theme", "pinned"})
+
+
+def _themed(assignments: pd.DataFrame) -> pd.DataFrame:
+    themed = assignments[assignments["status"].isin(_THEMED) & assignments["theme_id"].notna()]
+    themed = themed[themed["theme_id"].astype(str).str.strip() != ""].copy()
+    themed["note_id"] = themed["note_id"].astype(str)
+    themed["theme_id"] = themed["theme_id"].astype(str)
+    return themed
+
+
+def _persona_of_note(links: pd.DataFrame) -> pd.DataFrame:
+    ids = links["note_id"] if "note_id" in links.columns else links.index.to_series()
+    return pd.DataFrame({"note_id": ids.astype(str).to_numpy(),
+                         "persona_id": links["persona_id"].astype(str).to_numpy(),
+                         "persona_method": links["persona_method"].astype(str).to_numpy()})
+
+
+def themes_with_personas(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Themed notes with their persona link (notes without a link count as 'none')."""
+    merged = _themed(assignments).merge(_persona_of_note(links), on="note_id", how="left")
+    merged["persona_id"] = merged["persona_id"].fillna(NO_PERSONA)
+    merged["persona_method"] = merged["persona_method"].fillna(METHOD_NONE)
+    return merged.sort_values(["theme_id", "note_id"], kind="stable").reset_index(drop=True)
+
+
+def theme_persona_counts(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Wide theme × persona count table (persona 'none' is a column like any other)."""
+    return contingency_table(themes_with_personas(assignments, links), "theme_id", "persona_id")
+
+
+def _long_statistics(table: pd.DataFrame, row: str, column: str, row_short: str, column_short: str) -> pd.DataFrame:
+    cells = cell_statistics(table).rename(columns={
+        f"share_within_{column}": f"share_within_{column_short}",
+        f"share_within_{row}": f"share_within_{row_short}",
+    })
+    cells.attrs["tests"] = contingency_tests(table).to_dict()
+    return cells
+
+
+def theme_persona_table(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+    """Long theme × persona table with counts, shares, adjusted residuals and Holm-corrected Fisher p.
+
+    The overall chi-square test (statistic, dof, p, whether it can be trusted, and a
+    permutation p when it cannot) is in ``.attrs["tests"]``; the same numbers come from
+    ``stats.contingency_tests(theme_persona_counts(assignments, links))``.
+    """
+    return _long_statistics(theme_persona_counts(assignments, links), "theme_id", "persona_id", "theme", "persona")
+
+
+def compare_groups(assignments: pd.DataFrame, attribute: str, notes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Theme × group (e.g. ``site`` or ``workshop``) with the same statistics as theme_persona_table.
+
+    The attribute is taken from ``assignments`` or, when it is not there, from ``notes``
+    joined on note_id.
+    """
+    themed = _themed(assignments)
+    if attribute not in themed.columns:
+        if notes is None or attribute not in notes.columns:
+            raise KeyError(f"attribute {attribute!r} is neither in the assignments nor in the notes; "
+                           "pass notes=... with that column, or choose another attribute.")
+        values = notes[["note_id", attribute]].astype({"note_id": str})
+        themed = themed.merge(values, on="note_id", how="left")
+    themed[attribute] = themed[attribute].fillna("").astype(str)
+    table = contingency_table(themed, "theme_id", attribute)
+    return _long_statistics(table, "theme_id", attribute, "theme", attribute)
+
+
+# --------------------------------------------------------------------------- needs
+
+
+def _need_scores(personas: Sequence[Persona], notes: pd.DataFrame, embedder) -> pd.DataFrame:
+    """Centred cosine of every need with every note of the persona's site (long format)."""
+    texts = _note_texts(notes)
+    sites = _note_sites(notes)
+    vectors = _embed(embedder, texts)
+    centres = _site_centres(vectors, texts, sites)
+    rows = []
+    for persona in personas:
+        if not persona.needs:
+            continue
+        centre = centres.get(persona.site, centres[None]) if sites is not None else centres[None]
+        need_vectors = _unit(_embed(embedder, [need.text for need in persona.needs]) - centre)
+        eligible = [i for i, text in enumerate(texts)
+                    if text and (sites is None or not persona.site or sites[i] == persona.site)]
+        if not eligible:
+            continue
+        similarity = need_vectors @ _unit(vectors[eligible] - centre).T
+        for n, need in enumerate(persona.needs):
+            for column, i in enumerate(eligible):
+                rows.append((persona.id, need.id, need.text, i, float(similarity[n, column])))
+    frame = pd.DataFrame(rows, columns=["persona_id", "need_id", "need_text", "row", "score"])
+    frame["note_id"] = notes["note_id"].astype(str).to_numpy()[frame["row"]] if len(frame) else []
+    return frame.drop(columns="row")
+
+
+def _with_site(themed: pd.DataFrame, notes: pd.DataFrame | None) -> pd.DataFrame:
+    if "site" in themed.columns or notes is None or "site" not in notes.columns:
+        return themed
+    return themed.merge(notes[["note_id", "site"]].astype({"note_id": str}), on="note_id", how="left")
+
+
+def need_support(personas: Sequence[Persona], assignments: pd.DataFrame, embedder,
+                 notes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every (need, themed note) pair with its similarity and the note's theme.
+
+    A persona with a site is compared only with notes from that site; the site comes from
+    the assignments or, when they lack it, from ``notes``.
+    """
+    themed = _with_site(_themed(assignments), notes).sort_values("note_id", kind="stable").reset_index(drop=True)
+    scores = _need_scores(personas, themed, embedder)
+    columns = ["note_id", "theme_id", "theme_label", "text"]
+    return scores.merge(themed[[c for c in columns if c in themed.columns]], on="note_id", how="left")
+
+
+def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
+    closest = scores.sort_values(["score", "note_id"], ascending=[False, True]).head(1)
+    return {"persona_id": persona_id, "need_id": need.id, "need_text": need.text, "theme_id": "",
+            "theme_label": "", "n_notes": 0,
+            "best_score": float(closest["score"].iloc[0]) if len(closest) else float("nan"),
+            "mean_score": float("nan"),
+            "best_note_id": str(closest["note_id"].iloc[0]) if len(closest) else "",
+            "note_ids": "", "threshold": threshold, "gap": True}
+
+
+def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, embedder,
+                  threshold: float, notes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per need, the themes whose notes address it (similarity ≥ threshold), strongest first.
+
+    One row per (need, theme) with the number of supporting notes, their best and mean
+    score and their ids ranked by score. A need no note reaches is one row with
+    ``gap=True`` and the closest note, so the analyst can see how near it came.
+    Similarity is the centred cosine used for persona linking (same scale).
+    """
+    support = need_support(personas, assignments, embedder, notes)
+    rows = []
+    for persona in personas:
+        for need in persona.needs:
+            scores = support[(support["persona_id"] == persona.id) & (support["need_id"] == need.id)]
+            above = scores[scores["score"] >= threshold]
+            if above.empty:
+                rows.append(_gap_row(persona.id, need, scores, threshold))
+                continue
+            for theme_id, notes in above.groupby("theme_id", sort=True):
+                notes = notes.sort_values(["score", "note_id"], ascending=[False, True])
+                rows.append({"persona_id": persona.id, "need_id": need.id, "need_text": need.text,
+                             "theme_id": theme_id, "theme_label": str(notes["theme_label"].iloc[0]),
+                             "n_notes": len(notes), "best_score": float(notes["score"].iloc[0]),
+                             "mean_score": float(notes["score"].mean()),
+                             "best_note_id": str(notes["note_id"].iloc[0]),
+                             "note_ids": ";".join(notes["note_id"]), "threshold": threshold, "gap": False})
+    return _order_coverage(pd.DataFrame(rows, columns=_COVERAGE_COLUMNS), personas)
+
+
+_COVERAGE_COLUMNS = ["persona_id", "need_id", "need_text", "theme_id", "theme_label", "n_notes",
+                     "best_score", "mean_score", "best_note_id", "note_ids", "threshold", "gap"]
+
+
+def _order_coverage(coverage: pd.DataFrame, personas: Sequence[Persona]) -> pd.DataFrame:
+    """Personas and needs in file order; within a need the best-supported theme first."""
+    need_rank = {(p.id, n.id): (i, j) for i, p in enumerate(personas) for j, n in enumerate(p.needs)}
+    coverage["_need"] = [need_rank[(p, n)] for p, n in zip(coverage["persona_id"], coverage["need_id"])]
+    coverage = coverage.sort_values(["_need", "n_notes", "best_score", "theme_id"],
+                                    ascending=[True, False, False, True], kind="stable")
+    return coverage.drop(columns="_need").reset_index(drop=True)
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    """The note's text on one line, cut at a word boundary to at most ``limit`` characters."""
+    text = normalise(text if isinstance(text, str) else "")
+    return text if len(text) <= limit else textwrap.shorten(text, width=limit, placeholder=" …")
+
+
+def trace_table(personas: Sequence[Persona], assignments: pd.DataFrame, links: pd.DataFrame,
+                embedder, threshold: float, notes: pd.DataFrame | None = None,
+                quote_chars: int = QUOTE_CHARS) -> pd.DataFrame:
+    """Persona → need → theme → note, one row per supporting note, with a quote.
+
+    ``linked_to_persona`` says whether the note itself speaks for that persona (by tag,
+    mention or similarity): such rows are the strongest evidence for a need.
+    """
+    support = need_support(personas, assignments, embedder, notes)
+    support = support[support["score"] >= threshold].merge(
+        _persona_of_note(links).rename(columns={"persona_id": "note_persona_id",
+                                                "persona_method": "note_persona_method"}),
+        on="note_id", how="left")
+    support["note_persona_id"] = support["note_persona_id"].fillna(NO_PERSONA)
+    support["note_persona_method"] = support["note_persona_method"].fillna(METHOD_NONE)
+    support["linked_to_persona"] = support["note_persona_id"] == support["persona_id"]
+    support["quote"] = [quote(t, quote_chars) for t in support.get("text", pd.Series("", index=support.index))]
+    order = {p.id: i for i, p in enumerate(personas)}
+    need_order = {n.id: j for p in personas for j, n in enumerate(p.needs)}
+    support["_p"] = support["persona_id"].map(order)
+    support["_n"] = support["need_id"].map(need_order)
+    support = support.sort_values(["_p", "_n", "theme_id", "score", "note_id"],
+                                  ascending=[True, True, True, False, True], kind="stable")
+    columns = ["persona_id", "need_id", "need_text", "theme_id", "theme_label", "note_id", "score",
+               "linked_to_persona", "note_persona_id", "note_persona_method", "quote"]
+    return support[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def persona_quotes(assignments: pd.DataFrame, links: pd.DataFrame, persona_id: str) -> pd.DataFrame:
+    """Per theme, the persona's most typical note (highest theme score, then note id)."""
+    notes = themes_with_personas(assignments, links)
+    notes = notes[notes["persona_id"] == persona_id]
+    if "theme_score" not in notes.columns:
+        notes = notes.assign(theme_score=0.0)
+    notes = notes.sort_values(["theme_id", "theme_score", "note_id"], ascending=[True, False, True], kind="stable")
+    best = notes.groupby("theme_id", sort=True).head(1)
+    return best[["theme_id", "note_id", "text"]].reset_index(drop=True)
+
+
+def _top_themes_lines(persona: Persona, table: pd.DataFrame, quotes: pd.DataFrame, labels: dict, n_themes: int):
+    cells = table[(table["persona_id"] == persona.id) & (table["count"] > 0)]
+    cells = cells.sort_values(["count", "theme_id"], ascending=[False, True]).head(n_themes)
+    if cells.empty:
+        return ["No themed notes are linked to this persona."], False
+    lines, any_small = [], False
+    quote_of = {row.theme_id: (row.note_id, row.text) for row in quotes.itertuples()}
+    for cell in cells.itertuples():
+        flag = " (over-represented)" if cell.std_residual >= 2 else ""
+        small = " †" if cell.small_cell else ""
+        any_small |= bool(cell.small_cell)
+        lines.append(f"- **{labels.get(cell.theme_id, cell.theme_id)}**: {cell.count} note(s), "
+                     f"{cell.share_within_persona:.0%} of this persona's themed notes{flag}{small}")
+        if cell.theme_id in quote_of:
+            note_id, text = quote_of[cell.theme_id]
+            lines.append(f"  > «{quote(text)}» ({note_id})")
+    return lines, any_small
+
+
+def _needs_lines(persona: Persona, coverage: pd.DataFrame, labels: dict) -> tuple[list[str], list[str]]:
+    needs, gaps = [], []
+    for need in persona.needs:
+        rows = coverage[(coverage["persona_id"] == persona.id) & (coverage["need_id"] == need.id)]
+        if rows.empty or rows["gap"].all():
+            needs.append(f"- {need.text} (`{need.id}`): no note above the threshold")
+            gaps.append(f"- {need.text} (`{need.id}`)")
+            continue
+        themes = ", ".join(f"{labels.get(r.theme_id, r.theme_label) or r.theme_id} ({r.n_notes})"
+                           for r in rows.itertuples())
+        needs.append(f"- {need.text} (`{need.id}`): {themes}")
+    return needs, gaps
+
+
+def persona_summary_markdown(persona: Persona, table: pd.DataFrame, coverage: pd.DataFrame,
+                             assignments: pd.DataFrame, links: pd.DataFrame, n_themes: int = 5) -> str:
+    """A Markdown page for one persona: who, needs and the themes answering them, top themes
+    with a quote each, gaps, and a caution where counts are small.
+
+    ``table`` is theme_persona_table(...), ``coverage`` need_coverage(...).
+    """
+    labels = _theme_labels(assignments)
+    persona_links = links[links["persona_id"] == persona.id]
+    methods = persona_links["persona_method"].value_counts().sort_index()
+    top, any_small = _top_themes_lines(persona, table, persona_quotes(assignments, links, persona.id),
+                                       labels, n_themes)
+    needs, gaps = _needs_lines(persona, coverage, labels)
+    site = f", {persona.site}" if persona.site else ""
+    lines = [f"# {persona.name} (`{persona.id}`)", "",
+             f"*{persona.role or 'persona'}{site}*", "", persona.description, "",
+             f"Linked notes: {len(persona_links)} (" +
+             (", ".join(f"{method} {count}" for method, count in methods.items()) or "none") + ").", "",
+             "## Needs", "", *(needs or ["No needs are listed for this persona."]), "",
+             "## Top themes", "", *top, ""]
+    lines += ["## Gaps", "", *(gaps or ["Every need has at least one supporting note."]), ""]
+    if any_small or len(persona_links) < 20:
+        lines += ["## Small counts", "",
+                  f"† marks cells whose expected count is below 5. With {len(persona_links)} linked notes, "
+                  "shares and residuals are descriptive: read them as pointers to the quotes, not as "
+                  "estimates.", ""]
+    return "\n".join(lines)
+
+
+def _theme_labels(assignments: pd.DataFrame) -> dict[str, str]:
+    if "theme_label" not in assignments.columns:
+        return {}
+    themed = _themed(assignments).sort_values(["theme_id", "note_id"], kind="stable")
+    return dict(zip(themed["theme_id"], themed["theme_label"].astype(str)))

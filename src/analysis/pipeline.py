@@ -1,0 +1,227 @@
+"""The one path from raw notes to themes and personas, shared by the CLI and the notebooks.
+
+``run(config)`` loads the notes, embeds them (through the cache), fits the ThemeModel,
+labels the themes, links notes to personas, and returns everything as a ``RunResult``.
+``write_outputs(result, out_dir)`` writes the CSV files and figures. Every input note is
+in ``assignments`` exactly once with a status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import Config
+from analysis.embed import get_embedder
+from analysis.embed.cache import CachedEmbedder
+from analysis.labels import theme_labels
+from analysis.load import load_notes
+from analysis.schema import GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
+from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
+
+log = logging.getLogger(__name__)
+
+ASSIGNMENT_COLUMNS = [
+    "note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
+    "persona_id", "persona_method", "persona_score", "status", "status_reason",
+    "source_file", "source_row", "source_type", "doc_id", "lang", "text",
+]
+
+
+@dataclass
+class RunResult:
+    notes: pd.DataFrame
+    vectors: np.ndarray
+    model: ThemeModel
+    themes: pd.DataFrame
+    assignments: pd.DataFrame
+    k_selection: pd.DataFrame
+    seeds: list[SeedTheme] = field(default_factory=list)
+    personas: list = field(default_factory=list)
+    persona_links: pd.DataFrame | None = None
+    persona_theme: pd.DataFrame | None = None
+    embedder_identity: str = ""
+    embedding_stats: dict = field(default_factory=dict)
+
+
+def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
+    if notes_paths:
+        return [Path(p) for p in notes_paths]
+    return [config.resolve(p) for p in config.paths.notes]
+
+
+def build_embedder(config: Config, progress: bool = True) -> CachedEmbedder:
+    """The configured backend, wrapped in the on-disk cache."""
+    options = {}
+    if config.embedding.backend == "sentence-transformers":
+        options["batch_size"] = config.embedding.batch_size
+    if config.embedding.backend == "tfidf":
+        options["random_state"] = config.themes.random_state
+    backend = get_embedder(config.embedding.backend, model=config.embedding.model, **options)
+    return CachedEmbedder(backend, config.resolve(config.paths.cache),
+                          batch_size=config.embedding.batch_size, progress=progress)
+
+
+def theme_model_from_config(config: Config) -> ThemeModel:
+    t = config.themes
+    return ThemeModel(n_themes=t.n_themes, min_k=t.min_k, max_k=t.max_k, centre_by=t.centre_by,
+                      seed_threshold=t.seed_threshold, secondary_margin=t.secondary_margin,
+                      min_theme_size=t.min_theme_size, random_state=t.random_state)
+
+
+def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=None,
+        embedder=None, progress: bool = True, notes: pd.DataFrame | None = None) -> RunResult:
+    """Run the whole analysis in memory. Paths default to the config's [paths].
+
+    ``notes`` may be an already loaded notes table (``analysis evaluate`` passes one with the
+    gold columns removed).
+    """
+    if notes is None:
+        notes = load_notes(notes_paths_from(config, notes_paths), root=config.root)
+    analysable = notes["status"].eq(STATUS_OK).to_numpy()
+    embedder = embedder or build_embedder(config, progress=progress)
+    texts = notes.loc[analysable, "text"].tolist()
+    if hasattr(embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder, "fit"):
+        (embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder).fit(texts)
+    vectors = embedder.encode(texts, kind="query")
+    stats = dict(getattr(embedder, "last_stats", {}))
+
+    seed_path = Path(seed_themes_path) if seed_themes_path else config.resolve(config.paths.seed_themes)
+    seeds = load_seed_themes(seed_path) if seed_path else []
+    seed_vectors = seed_prototypes(seeds, embedder) if seeds else None
+    model = theme_model_from_config(config)
+    groups = notes.loc[analysable, [c for c in config.themes.centre_by if c in notes.columns]]
+    if analysable.any():
+        model.fit(vectors, groups=groups, seed_vectors=seed_vectors,
+                  seed_ids=[s.id for s in seeds] or None)
+
+    themes = _theme_table(notes[analysable], vectors, model, seeds, config) if analysable.any() else _empty_themes()
+    assignments = _assignments(notes, analysable, model, themes)
+    result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
+                       assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
+                       seeds=seeds, embedder_identity=embedder.identity, embedding_stats=stats)
+
+    persona_path = Path(personas_path) if personas_path else config.resolve(config.paths.personas)
+    if persona_path:
+        _link_personas(result, persona_path, embedder, config)
+    return result
+
+
+def _empty_themes() -> pd.DataFrame:
+    return pd.DataFrame(columns=["theme_id", "label", "kind", "keywords", "size", "quote_ids"])
+
+
+def _theme_table(notes, vectors, model, seeds, config) -> pd.DataFrame:
+    labelled = theme_labels(notes.reset_index(drop=True), vectors, model.labels_,
+                            seed_names={s.id: s.name for s in seeds},
+                            n_keywords=config.themes.n_keywords, n_quotes=config.themes.n_quotes)
+    kinds = dict(zip(model.themes_["theme_id"], model.themes_["kind"]))
+    labelled.insert(2, "kind", labelled["theme_id"].map(kinds))
+    # Seed themes no note matched are still listed, with size 0, so gaps are visible.
+    missing = [s for s in seeds if s.id not in set(labelled["theme_id"])]
+    extra = pd.DataFrame([{"theme_id": s.id, "label": s.name, "kind": "seed", "keywords": [],
+                           "size": 0, "quote_ids": []} for s in missing])
+    table = pd.concat([labelled, extra], ignore_index=True) if len(extra) else labelled
+    order = {s.id: i for i, s in enumerate(seeds)}
+    table["_order"] = table["theme_id"].map(lambda t: (order.get(t, len(order)), t))
+    return table.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
+    frame = notes[["note_id", "source_file", "source_row", "source_type", "doc_id", "lang", "text",
+                   "status", "status_reason"]].copy()
+    n = len(frame)
+    theme_id = np.full(n, "", dtype=object)
+    score = np.full(n, np.nan)
+    margin = np.full(n, np.nan)
+    secondary = np.full(n, "", dtype=object)
+    status = frame["status"].to_numpy(dtype=object).copy()
+    reason = frame["status_reason"].to_numpy(dtype=object).copy()
+    if analysable.any():
+        theme_id[analysable] = model.labels_
+        score[analysable] = np.round(model.scores_, 6)
+        margin[analysable] = np.round(model.margins_, 6)
+        secondary[analysable] = model.secondary_
+        status[analysable] = model.status_
+        reason[analysable] = model.reason_
+    reason[status == STATUS_EMPTY] = "text is empty"
+    labels = dict(zip(themes["theme_id"], themes["label"]))
+    frame["theme_id"] = theme_id
+    frame["theme_label"] = [labels.get(t, "") for t in theme_id]
+    frame["theme_score"] = score
+    frame["theme_margin"] = margin
+    frame["secondary_theme_id"] = secondary
+    frame["status"] = status
+    frame["status_reason"] = reason
+    frame["persona_id"] = NO_PERSONA
+    frame["persona_method"] = "none"
+    frame["persona_score"] = 0.0
+    return frame[ASSIGNMENT_COLUMNS].reset_index(drop=True)
+
+
+def _link_personas(result: RunResult, persona_path: Path, embedder, config: Config) -> None:
+    from analysis.personas import link_personas, load_personas, theme_persona_table
+
+    personas = load_personas(persona_path)
+    notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
+    links = link_personas(notes, personas, embedder, config.personas).reset_index(drop=True)
+    frame = result.assignments
+    frame["persona_id"] = links["persona_id"].to_numpy()
+    frame["persona_method"] = links["persona_method"].to_numpy()
+    frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
+    result.personas = personas
+    result.persona_links = links
+    themed = frame.drop(columns=["persona_id", "persona_method", "persona_score"])
+    result.persona_theme = theme_persona_table(themed, links)
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
+    """Write the run's tables and figures under ``out_dir``; return what was written."""
+    from analysis import plots
+
+    out_dir = Path(out_dir)
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    written["assignments"] = _csv(result.assignments, out_dir / "assignments.csv")
+    themes = result.themes.copy()
+    themes["keywords"] = themes["keywords"].map(lambda words: "; ".join(words))
+    themes["representative_note_ids"] = themes.pop("quote_ids").map(lambda ids: "; ".join(ids))
+    written["themes"] = _csv(themes, out_dir / "themes.csv")
+    if len(result.k_selection):
+        written["k_selection"] = _csv(result.k_selection, out_dir / "k_selection.csv")
+    if result.persona_theme is not None:
+        written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
+    for name, figure in plots.run_figures(result).items():
+        path = figures / f"{name}.png"
+        figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
+        plots.close(figure)
+        written[f"figure:{name}"] = path
+    return written
+
+
+def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) -> list[str]:
+    """The short summary the CLI prints at the end of a run (no note text: privacy)."""
+    status = result.assignments["status"].value_counts().sort_index()
+    kinds = result.themes["kind"].value_counts() if len(result.themes) else pd.Series(dtype=int)
+    lines = [
+        f"notes read: {len(result.notes)} from {result.notes['source_file'].nunique()} file(s)",
+        f"embedder: {result.embedder_identity} "
+        f"({result.embedding_stats.get('embedded', 0)} embedded, {result.embedding_stats.get('from_cache', 0)} from cache)",
+        f"themes: {len(result.themes)} ({int(kinds.get('seed', 0))} seed, {int(kinds.get('new', 0))} new)",
+        "notes per status: " + ", ".join(f"{k} {v}" for k, v in status.items()),
+    ]
+    if result.persona_links is not None:
+        methods = result.assignments["persona_method"].value_counts().sort_index()
+        lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
+    lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
+    return lines

@@ -1,0 +1,270 @@
+"""Figures: one function per figure, each takes data (+ optional ``ax``) and returns the Figure.
+
+Figures are built on ``matplotlib.figure.Figure`` rather than pyplot, so nothing here
+touches global state, opens a window or needs a display; save them with ``fig.savefig``.
+Colour maps are colour-blind safe (cividis for counts, PuOr with symmetric limits for
+residuals, Okabe–Ito for categories), and text is set in DejaVu Sans, which has æøåäö.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch, Patch, Rectangle
+from matplotlib.path import Path as CurvePath
+
+FONT = {"font.family": "DejaVu Sans"}
+
+#: Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
+NONE_GREY = "#BBBBBB"
+
+#: |adjusted residual| at or above this is marked: roughly p < 0.05 for a single cell.
+RESIDUAL_MARK = 2.0
+
+
+def _figure_and_axes(ax, size):
+    if ax is not None:
+        return ax.figure, ax
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _label(labels: Mapping[str, str] | None, key: str) -> str:
+    return (labels or {}).get(key, key)
+
+
+def _persona_order(columns) -> list[str]:
+    # "none" last, so the named personas sit together.
+    return sorted(columns, key=lambda persona: (persona == "none", persona))
+
+
+def _grid(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    grid = table.pivot(index="theme_id", columns="persona_id", values=value)
+    return grid.reindex(columns=_persona_order(grid.columns)).sort_index()
+
+
+def _residual_marker(residual: float) -> str:
+    if residual >= RESIDUAL_MARK:
+        return " ▲"
+    if residual <= -RESIDUAL_MARK:
+        return " ▼"
+    return ""
+
+
+def _heatmap_image(ax, grid: pd.DataFrame, value: str):
+    if value == "std_residual":
+        limit = max(float(np.nanmax(np.abs(grid.to_numpy()))), RESIDUAL_MARK)
+        return ax.imshow(grid.to_numpy(float), cmap="PuOr", vmin=-limit, vmax=limit, aspect="auto")
+    return ax.imshow(grid.to_numpy(float), cmap="cividis", vmin=0, aspect="auto")
+
+
+def _annotate_cells(ax, image, counts, residuals, small) -> None:
+    for (i, j), count in np.ndenumerate(counts.to_numpy()):
+        shade = image.cmap(image.norm(image.get_array()[i, j]))
+        ink = "black" if mpl.colors.rgb_to_hsv(shade[:3])[2] > 0.6 else "white"
+        ax.text(j, i, f"{int(count)}{_residual_marker(residuals.iat[i, j])}",
+                ha="center", va="center", fontsize=8, color=ink)
+        if small.iat[i, j]:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                   edgecolor="0.5", linewidth=0))
+
+
+def theme_persona_heatmap(table: pd.DataFrame, ax=None, value: str = "count",
+                          theme_labels: Mapping[str, str] | None = None) -> Figure:
+    """Theme × persona counts (or adjusted residuals), residual marks and hatched small cells.
+
+    ``table`` is personas.theme_persona_table(...). Each cell shows the count; ▲/▼ mark an
+    adjusted residual ≥ +2 / ≤ −2 (more / fewer notes than independence predicts), and
+    hatching marks cells whose expected count is below 5.
+    """
+    with mpl.rc_context(FONT):
+        counts, residuals = _grid(table, "count"), _grid(table, "std_residual")
+        small = _grid(table, "small_cell").astype(bool)
+        figure, ax = _figure_and_axes(ax, (1.6 + 1.1 * counts.shape[1], 1.2 + 0.45 * counts.shape[0]))
+        image = _heatmap_image(ax, _grid(table, value), value)
+        _annotate_cells(ax, image, counts, residuals, small)
+        ax.set_xticks(range(counts.shape[1]), counts.columns, rotation=30, ha="right")
+        ax.set_yticks(range(counts.shape[0]), [_label(theme_labels, t) for t in counts.index])
+        ax.set_xlabel("persona")
+        ax.set_ylabel("theme")
+        shown = "notes" if value == "count" else "adjusted residual"
+        ax.set_title(f"Notes per theme and persona (colour: {shown})")
+        figure.colorbar(image, ax=ax, label=shown, shrink=0.8)
+        legend = [Patch(facecolor="white", edgecolor="0.5", hatch="///", label="expected count < 5"),
+                  Patch(facecolor="white", edgecolor="white", label="▲ / ▼ adjusted residual ≥ +2 / ≤ −2")]
+        ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False, fontsize=8)
+        return figure
+
+
+# --------------------------------------------------------------------------- flow
+
+
+def _stack(totals: pd.Series, gap: float) -> dict[str, float]:
+    """Bottom of each block when blocks are stacked top-down with ``gap`` between them."""
+    bottoms, top = {}, float(totals.sum() + gap * (len(totals) - 1))
+    for key, total in totals.items():
+        top -= total
+        bottoms[key] = top
+        top -= gap
+    return bottoms
+
+
+def _band(ax, x0, x1, left, right, height, colour) -> None:
+    """A band of constant height from (x0, left) to (x1, right), with smooth S-curves."""
+    middle = (x0 + x1) / 2
+    vertices = [(x0, left), (middle, left), (middle, right), (x1, right),
+                (x1, right + height), (middle, right + height), (middle, left + height), (x0, left + height),
+                (x0, left)]
+    codes = [CurvePath.MOVETO, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.LINETO,
+             CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CURVE4, CurvePath.CLOSEPOLY]
+    ax.add_patch(PathPatch(CurvePath(vertices, codes), facecolor=colour, alpha=0.55, edgecolor="none"))
+
+
+def _persona_colours(personas) -> dict[str, str]:
+    named = [p for p in personas if p != "none"]
+    colours = {p: OKABE_ITO[i % len(OKABE_ITO)] for i, p in enumerate(named)}
+    colours["none"] = NONE_GREY
+    return colours
+
+
+def _flow_blocks(ax, bottoms, totals, x, width, colours, align) -> None:
+    for key, bottom in bottoms.items():
+        ax.add_patch(Rectangle((x, bottom), width, totals[key], facecolor=colours.get(key, "0.35")))
+        text_x = x - 0.02 if align == "right" else x + width + 0.02
+        ax.text(text_x, bottom + totals[key] / 2, f"{key} ({int(totals[key])})", ha=align, va="center", fontsize=8)
+
+
+def persona_theme_flow(table: pd.DataFrame, ax=None, include_none: bool = False,
+                       theme_labels: Mapping[str, str] | None = None) -> Figure:
+    """Persona → theme flow: persona blocks left, theme blocks right, bands ∝ note counts."""
+    with mpl.rc_context(FONT):
+        cells = table[table["count"] > 0]
+        if not include_none:
+            cells = cells[cells["persona_id"] != "none"]
+        cells = cells.sort_values(["persona_id", "theme_id"])
+        persona_totals = cells.groupby("persona_id")["count"].sum().reindex(_persona_order(cells["persona_id"].unique()))
+        theme_totals = cells.groupby("theme_id")["count"].sum().sort_index()
+        gap = max(1.0, 0.03 * float(cells["count"].sum()))
+        figure, ax = _figure_and_axes(ax, (9, 1.5 + 0.35 * max(len(theme_totals), len(persona_totals))))
+        colours = _persona_colours(persona_totals.index)
+        left, right = _stack(persona_totals, gap), _stack(theme_totals, gap)
+        left_used, right_used = dict.fromkeys(left, 0.0), dict.fromkeys(right, 0.0)
+        # Bands leave each persona in theme order and enter each theme in persona order, so none cross inside a block.
+        rank = {persona: i for i, persona in enumerate(persona_totals.index)}
+        entry = cells.assign(_rank=cells["persona_id"].map(rank)).sort_values(
+            ["theme_id", "_rank"], ascending=[True, False])
+        right_start = {}
+        for row in entry.itertuples():
+            right_start[(row.persona_id, row.theme_id)] = right[row.theme_id] + right_used[row.theme_id]
+            right_used[row.theme_id] += row.count
+        for row in cells.sort_values(["theme_id"], ascending=False).itertuples():
+            start = left[row.persona_id] + left_used[row.persona_id]
+            left_used[row.persona_id] += row.count
+            _band(ax, 0.1, 0.9, start, right_start[(row.persona_id, row.theme_id)], row.count, colours[row.persona_id])
+        _flow_blocks(ax, left, persona_totals, 0.06, 0.04, colours, "right")
+        labelled = pd.Series({_label(theme_labels, t): v for t, v in theme_totals.items()})
+        _flow_blocks(ax, {_label(theme_labels, t): b for t, b in right.items()}, labelled, 0.9, 0.04, {}, "left")
+        total = float(persona_totals.sum() + gap * (len(persona_totals) - 1)) if len(persona_totals) else 1.0
+        ax.set_xlim(-0.25, 1.35)
+        ax.set_ylim(-gap, max(total, float(theme_totals.sum() + gap * (len(theme_totals) - 1))) + gap)
+        ax.axis("off")
+        ax.set_title("Which themes each persona's notes fall in (band width = number of notes)")
+        return figure
+
+
+# --------------------------------------------------------------------------- one persona
+
+
+def _wrapped(text: str, width: int, max_lines: int) -> str:
+    lines = textwrap.wrap(" ".join(str(text).split()), width=width, max_lines=max_lines, placeholder=" …")
+    return "\n".join(lines)
+
+
+def persona_top_themes(table: pd.DataFrame, quotes: pd.DataFrame, persona_id: str, ax=None,
+                       n_themes: int = 5, persona_name: str | None = None,
+                       theme_labels: Mapping[str, str] | None = None) -> Figure:
+    """A persona's top themes as horizontal bars, each with one short quote beside it.
+
+    ``quotes`` has theme_id, note_id and text (personas.persona_quotes(...)).
+    """
+    with mpl.rc_context(FONT):
+        cells = table[(table["persona_id"] == persona_id) & (table["count"] > 0)]
+        cells = cells.sort_values(["count", "theme_id"], ascending=[False, True]).head(n_themes)[::-1]
+        figure, ax = _figure_and_axes(ax, (10, 1.2 + 0.9 * max(len(cells), 1)))
+        colour = _persona_colours(sorted(table["persona_id"].unique())).get(persona_id, OKABE_ITO[0])
+        positions = np.arange(len(cells))
+        ax.barh(positions, cells["count"], color=colour, height=0.6)
+        ax.set_yticks(positions, [_wrapped(_label(theme_labels, t), 22, 2) for t in cells["theme_id"]])
+        quote_of = {row.theme_id: (row.note_id, row.text) for row in quotes.itertuples()}
+        longest = float(cells["count"].max()) if len(cells) else 1.0
+        for position, row in zip(positions, cells.itertuples()):
+            if row.theme_id in quote_of:
+                note_id, text = quote_of[row.theme_id]
+                ax.text(row.count + 0.03 * longest, position, f"«{_wrapped(text, 60, 2)}» ({note_id})",
+                        va="center", fontsize=8, style="italic")
+        ax.set_xlim(0, longest * 2.6)  # room for the quotes to the right of the bars
+        ax.set_xlabel("notes linked to the persona")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(f"Top themes for {persona_name or persona_id}, with one quote each")
+        return figure
+
+
+# --------------------------------------------------------------------------- theme figures
+
+
+def k_selection_curve(table: pd.DataFrame, ax=None) -> Figure:
+    """Modularity of the inductive partition for each candidate number of themes."""
+    with mpl.rc_context(FONT):
+        fig, ax = _figure_and_axes(ax, (6.4, 3.6))
+        ax.plot(table["k"], table["modularity"], marker="o", color=OKABE_ITO[4], label="modularity")
+        chosen = table[table["chosen"]]
+        ax.scatter(chosen["k"], chosen["modularity"], s=160, facecolors="none",
+                   edgecolors=OKABE_ITO[5], linewidths=2, zorder=3,
+                   label=f"chosen: k = {int(chosen['k'].iloc[0])}" if len(chosen) else "chosen")
+        ax.set_xlabel("number of new themes k")
+        ax.set_ylabel("modularity of the kNN graph")
+        ax.set_title("Choosing the number of themes: modularity across k")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def theme_sizes(themes: pd.DataFrame, ax=None) -> Figure:
+    """Notes per theme, seed themes and new candidate themes told apart by colour and hatch."""
+    ordered = themes.sort_values(["size", "theme_id"], ascending=[True, False])
+    with mpl.rc_context(FONT):
+        fig, ax = _figure_and_axes(ax, (7.5, 0.35 * len(ordered) + 1.5))
+        colours = [OKABE_ITO[4] if kind == "seed" else OKABE_ITO[0] for kind in ordered["kind"]]
+        hatches = ["" if kind == "seed" else "//" for kind in ordered["kind"]]
+        bars = ax.barh([_wrapped(str(label), 40, 2) for label in ordered["label"]], ordered["size"],
+                       color=colours)
+        for bar, hatch in zip(bars, hatches):
+            bar.set_hatch(hatch)
+        ax.set_xlabel("notes")
+        ax.set_title("Notes per theme")
+        ax.legend(handles=[Patch(color=OKABE_ITO[4], label="seed theme"),
+                           Patch(facecolor=OKABE_ITO[0], hatch="//", label="new candidate theme")],
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def run_figures(result) -> dict[str, Figure]:
+    """Every figure `analysis run` saves, by file stem."""
+    figures = {"theme_sizes": theme_sizes(result.themes)}
+    if len(result.k_selection) > 1:
+        figures["k_selection"] = k_selection_curve(result.k_selection)
+    if result.persona_theme is not None and len(result.persona_theme):
+        labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
+        figures["theme_persona_heatmap"] = theme_persona_heatmap(result.persona_theme, theme_labels=labels)
+    return figures
+
+
+def close(fig: Figure) -> None:
+    """Release a figure's memory (figures here are not registered with pyplot)."""
+    fig.clear()

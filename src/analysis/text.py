@@ -1,0 +1,179 @@
+"""Text handling shared by the loader and the labelling stages.
+
+Normalising (for comparison only), language detection for short Nordic notes, keyword tokens
+with stop words and stemming, and sentence spans. Nothing here changes a note's text as
+written: every function returns new values or character offsets into the original.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from analysis.schema import LANGUAGES, UNDETERMINED
+
+# --------------------------------------------------------------------------- normalising
+
+
+def normalise(text: str) -> str:
+    """NFC, one space between words, no outer whitespace: a key for comparing and embedding."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+# --------------------------------------------------------------------------- language
+
+#: Below this confidence the detector's guess is no better than a coin toss between the
+#: Scandinavian neighbours. On 5-word SIB-200 snippets py3langid is right 94 % of the time
+#: above it and keeps 84 % of the texts (benchmarks/README.md, "Language detection").
+MIN_CONFIDENCE = 0.5
+
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+
+@cache
+def _identifier():
+    """py3langid restricted to our five languages; built on first use (loading takes ~1 s)."""
+    try:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    except ImportError as error:
+        raise ImportError("Language detection needs py3langid: pip install 'py3langid>=0.4'") from error
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    # The model has no "nb" label: its "no" is Norwegian as written, i.e. mostly Bokmål.
+    identifier.set_languages(["no", "nn", "sv", "da", "en"])
+    return identifier
+
+
+def _from_model_code(code: str) -> str:
+    return "nb" if code == "no" else code
+
+
+def detect_language(texts: Sequence[str]) -> list[tuple[str, float]]:
+    """(language code, confidence) per text; ``und`` without letters or below MIN_CONFIDENCE."""
+    results = []
+    for text in texts:
+        if not _HAS_LETTER.search(text):
+            results.append((UNDETERMINED, 0.0))
+            continue
+        code, confidence = _identifier().classify(normalise(text))
+        code = _from_model_code(code)
+        if confidence < MIN_CONFIDENCE or code not in LANGUAGES:
+            code = UNDETERMINED
+        results.append((code, float(confidence)))
+    return results
+
+
+# --------------------------------------------------------------------------- tokens
+
+#: Snowball has one Norwegian stemmer, written for Bokmål; it also strips the common
+#: Nynorsk endings well enough for keywords.
+_STEMMER_NAMES = {"nb": "norwegian", "nn": "norwegian", "sv": "swedish", "da": "danish",
+                  "en": "english"}
+_STOP_WORD_LISTS = ("norwegian", "swedish", "danish", "english")
+
+# Letters and digits, with an apostrophe allowed inside a word ("don't", "Elias's") but not
+# at its edges; hyphens and slashes split, so "LSS-boende" gives "lss" and "boende".
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+@cache
+def _stop_words() -> frozenset[str]:
+    """One set for all five languages: a Swedish "och" must not become a Norwegian keyword."""
+    from stop_words import get_stop_words
+
+    return frozenset(word.lower() for name in _STOP_WORD_LISTS for word in get_stop_words(name))
+
+
+@cache
+def _stemmer(lang: str):
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(_STEMMER_NAMES[lang])
+
+
+def _surface_tokens(text: str, lang: str) -> list[str]:
+    """Lower-cased words worth keeping as keywords, before stemming."""
+    words = (match.group().lower().replace("’", "'")
+             for match in _WORD.finditer(unicodedata.normalize("NFC", text)))
+    stop_words = _stop_words()
+    return [word for word in words
+            if len(word) >= 2 and not word.isdigit() and word not in stop_words]
+
+
+def _stem(word: str, lang: str) -> str:
+    return _stemmer(lang).stemWord(word) if lang in _STEMMER_NAMES else word
+
+
+def tokenize(text: str, lang: str) -> list[str]:
+    """Keyword tokens: lower-cased, stop words and numbers dropped, stemmed for ``lang``."""
+    return [_stem(word, lang) for word in _surface_tokens(text, lang)]
+
+
+def stem_display_map(texts: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Stem → the surface word it most often came from (ties: alphabetically first)."""
+    surfaces: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for text, lang in texts:
+        for word in _surface_tokens(text, lang):
+            surfaces[_stem(word, lang)][word] += 1
+    return {stem: min(counts, key=lambda word: (-counts[word], word))
+            for stem, counts in surfaces.items()}
+
+
+# --------------------------------------------------------------------------- sentences
+
+#: Abbreviations that never end a sentence, lower-cased as written with their dots.
+_ABBREVIATIONS = frozenset({
+    "f.eks.", "bl.a.", "kl.", "ca.", "dvs.", "d.v.s.", "t.ex.", "nr.", "ev.", "evt.", "jf.",
+    "jfr.", "pga.", "p.g.a.", "iht.", "ift.", "mht.", "inkl.", "ekskl.", "tlf.", "tel.", "ang.",
+    "t.d.", "s.k.", "sk.", "bl.", "fr.o.m.", "t.o.m.", "e.g.", "i.e.", "vs.", "dr.", "mr.",
+    "mrs.", "ms.", "st.", "prof.", "resp.", "kap.", "ff.", "s.", "jan.", "feb.", "aug.",
+    "sep.", "sept.", "okt.", "nov.", "des.", "dec.",
+})
+#: Abbreviations that often end a list and so a sentence: split only before a capital.
+_LIST_ENDINGS = frozenset({"osv.", "o.s.v.", "mm.", "m.m.", "m.fl.", "o.l.", "etc.", "e.d."})
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)")
+_OPENING_PUNCTUATION = "\"'“‘«([¿¡"
+
+
+def _word_before(text: str, end: int) -> str:
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    return text[start:end].lower().lstrip(_OPENING_PUNCTUATION)
+
+
+def _is_boundary(text: str, end: int) -> bool:
+    """Whether the punctuation ending at ``end`` closes a sentence."""
+    rest = text[end:].lstrip()
+    if not rest:
+        return False
+    following = rest.lstrip(_OPENING_PUNCTUATION)[:1] or rest[0]
+    if following.islower():  # "ca. ti", "17. mai", "osv. som"
+        return False
+    word = _word_before(text, end)
+    if word in _ABBREVIATIONS:
+        return False
+    if word in _LIST_ENDINGS:
+        return following.isupper()
+    # An initial such as "A. Berg", but not "Jeg så A. Neste dag …" (rare, accepted).
+    return not (len(word) == 2 and word[0].isalpha() and word[1] == ".")
+
+
+def _stripped_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences in ``text``, without surrounding whitespace."""
+    cuts = [match.end() for match in _SENTENCE_END.finditer(text) if _is_boundary(text, match.end())]
+    bounds = [0, *cuts, len(text)]
+    spans = (_stripped_span(text, start, end) for start, end in zip(bounds, bounds[1:]))
+    return [span for span in spans if span is not None]
