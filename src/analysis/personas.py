@@ -602,7 +602,9 @@ def _persona_of_note(links: pd.DataFrame) -> pd.DataFrame:
 
 def themes_with_personas(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Themed notes with their persona link (notes without a link count as 'none')."""
-    merged = _themed(assignments).merge(_persona_of_note(links), on="note_id", how="left")
+    # The links are the source of truth; assignments that already carry a persona copy it from them.
+    themed = _themed(assignments).drop(columns=["persona_id", "persona_method"], errors="ignore")
+    merged = themed.merge(_persona_of_note(links), on="note_id", how="left")
     merged["persona_id"] = merged["persona_id"].fillna(NO_PERSONA)
     merged["persona_method"] = merged["persona_method"].fillna(METHOD_NONE)
     return merged.sort_values(["theme_id", "note_id"], kind="stable").reset_index(drop=True)

@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Patch, Rectangle
 from matplotlib.path import Path as CurvePath
 
+from analysis.personas import persona_quotes
+
 FONT = {"font.family": "DejaVu Sans"}
 
 #: Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies.
@@ -268,3 +270,18 @@ def run_figures(result) -> dict[str, Figure]:
 def close(fig: Figure) -> None:
     """Release a figure's memory (figures here are not registered with pyplot)."""
     fig.clear()
+
+
+# --------------------------------------------------------------------------- all persona figures
+
+
+def persona_figures(persona_theme: pd.DataFrame, assignments: pd.DataFrame, links: pd.DataFrame,
+                    personas, theme_labels: Mapping[str, str] | None = None) -> dict[str, Figure]:
+    """All persona figures of a run, by file stem: heatmap, flow, and one top-themes chart per persona."""
+    figures = {"theme_persona_heatmap": theme_persona_heatmap(persona_theme, theme_labels=theme_labels),
+               "persona_theme_flow": persona_theme_flow(persona_theme, theme_labels=theme_labels)}
+    for persona in personas:
+        quotes = persona_quotes(assignments, links, persona.id)
+        figures[f"persona_top_themes_{persona.id}"] = persona_top_themes(
+            persona_theme, quotes, persona.id, persona_name=persona.name, theme_labels=theme_labels)
+    return figures
