@@ -52,6 +52,7 @@ class ThemesConfig:
 class PersonasConfig:
     similarity_threshold: float = 0.12
     min_margin: float = 0.02
+    need_threshold: float = 0.35
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ class RunResult:
     personas: list = field(default_factory=list)
     persona_links: pd.DataFrame | None = None
     persona_theme: pd.DataFrame | None = None
+    persona_needs: pd.DataFrame | None = None
+    trace: pd.DataFrame | None = None
     embedder_identity: str = ""
     embedding_stats: dict = field(default_factory=dict)
 
@@ -164,7 +166,8 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
 
 
 def _link_personas(result: RunResult, persona_path: Path, embedder, config: Config) -> None:
-    from analysis.personas import link_personas, load_personas, theme_persona_table
+    from analysis.personas import (link_personas, load_personas, need_coverage, theme_persona_table,
+                                   trace_table)
 
     personas = load_personas(persona_path)
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
@@ -177,6 +180,9 @@ def _link_personas(result: RunResult, persona_path: Path, embedder, config: Conf
     result.persona_links = links
     themed = frame.drop(columns=["persona_id", "persona_method", "persona_score"])
     result.persona_theme = theme_persona_table(themed, links)
+    threshold = config.personas.need_threshold
+    result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
+    result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes)
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -201,11 +207,29 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written["k_selection"] = _csv(result.k_selection, out_dir / "k_selection.csv")
     if result.persona_theme is not None:
         written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
+        written["persona_needs"] = _csv(result.persona_needs, out_dir / "persona_needs.csv")
+        written["trace"] = _csv(result.trace, out_dir / "trace.csv")
+        written.update(_persona_summaries(result, out_dir / "personas"))
     for name, figure in plots.run_figures(result).items():
         path = figures / f"{name}.png"
         figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
         plots.close(figure)
         written[f"figure:{name}"] = path
+    return written
+
+
+def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
+    from analysis.personas import persona_summary_markdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    themed = result.assignments.drop(columns=["persona_id", "persona_method", "persona_score"])
+    written = {}
+    for persona in result.personas:
+        text = persona_summary_markdown(persona, result.persona_theme, result.persona_needs,
+                                        themed, result.persona_links)
+        path = folder / f"{persona.id}.md"
+        path.write_text(text, encoding="utf-8")
+        written[f"persona:{persona.id}"] = path
     return written
 
 
