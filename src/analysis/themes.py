@@ -153,6 +153,16 @@ def choose_k(graph, embedding: np.ndarray, k_range: range, random_state: int
     return best, table, partitions
 
 
+def _canonical_order(vectors: np.ndarray, labels: np.ndarray, k: int) -> list[int]:
+    """Clusters largest first, ties by their rounded centroid, so that new theme ids do not
+    depend on k-means' arbitrary cluster numbers (which change with the notes' row order)."""
+    def key(cluster):
+        members = vectors[labels == cluster]
+        centroid = _unit(members.mean(axis=0)) if len(members) else np.zeros(vectors.shape[1])
+        return (-len(members), tuple(np.round(centroid, 6)))
+    return sorted(range(k), key=key)
+
+
 def default_neighbors(n: int) -> int:
     """About log2(n)+5 neighbours: local enough for short notes, connected enough for spectra."""
     return int(np.clip(round(np.log2(max(n, 2)) + 5), 5, 30))
@@ -175,7 +185,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
-                 seed_threshold=0.35, secondary_margin=0.02, min_theme_size=3,
+                 seed_threshold=0.12, secondary_margin=0.02, min_theme_size=3,
                  n_neighbors=None, n_refine=3, random_state=0):
         self.n_themes = n_themes
         self.min_k = min_k
@@ -301,7 +311,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             k, self.k_selection_, partitions = choose_k(graph, embedding, k_range, self.random_state)
             labels = partitions[k]
         protos = []
-        for cluster in range(k):
+        for cluster in _canonical_order(centred[rest], labels, k):
             members = rest[labels == cluster]
             if len(members) < self.min_theme_size:
                 for i in members:
@@ -414,7 +424,8 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
         if theme_id in seen:
             raise SeedFileError(f"{where}, key 'id': duplicate id {theme_id!r}. Theme ids must be unique.")
         if theme_id.startswith("new_"):
-            raise SeedFileError(f"{where}, key 'id': ids starting with 'new_' are reserved for new themes.")
+            raise SeedFileError(f"{where}, key 'id': {theme_id!r} starts with 'new_', which is reserved "
+                                "for new themes. Choose another id.")
         seen.add(theme_id)
         examples = entry.get("examples") or []
         if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):

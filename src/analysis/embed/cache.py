@@ -60,7 +60,8 @@ class EmbeddingCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         index = len(self._shards())
         target = self.folder / f"shard-{index:06d}-{keys[0][:8]}.npz"
-        temporary = target.with_suffix(".tmp.npz")
+        # Not named shard-*.npz: a write cut short must never be read as a shard.
+        temporary = self.folder / f"tmp-{target.name}"
         np.savez(temporary, keys=np.asarray(keys, dtype="<U64"), vectors=vectors.astype(np.float32))
         temporary.replace(target)
         for key, vector in zip(keys, vectors):
@@ -73,14 +74,16 @@ class EmbeddingCache:
         shards = self._shards()
         if len(shards) <= 1:
             return
+        self.load()  # shards written since this cache was read (another run) must not be lost
         keys = sorted(self._vectors)
         vectors = np.stack([self._vectors[k] for k in keys]).astype(np.float32)
-        target = self.folder / f"shard-000000-merged.npz"
+        target = self.folder / "shard-000000-merged.npz"
         temporary = self.folder / "merged.tmp.npz"
         np.savez(temporary, keys=np.asarray(keys, dtype="<U64"), vectors=vectors)
-        for shard in shards:
-            shard.unlink()
         temporary.replace(target)
+        for shard in shards:
+            if shard != target:
+                shard.unlink()
 
 
 class CachedEmbedder:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,21 @@ def _weights_hash(folder: Path) -> str:
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+#: "e5" as a name token ("multilingual-e5-small", "e5_base"), not inside a hash like "3e5f…".
+_E5_TOKEN = re.compile(r"(?<![a-z0-9])e5(?![a-z0-9])")
+
+
+def is_e5_model(model: str) -> bool:
+    """Whether ``model`` (hub name or folder) is an e5 model, which needs query:/passage: prefixes.
+
+    A Hugging Face cache folder ``models--org--name/snapshots/<commit>`` is judged by its
+    repository folder, not by the commit hash.
+    """
+    path = Path(model)
+    name = path.parent.parent.name if path.parent.name == "snapshots" else path.name
+    return bool(_E5_TOKEN.search(name.lower()))
 
 
 @register("sentence-transformers")
@@ -40,13 +56,20 @@ class SentenceTransformerEmbedder:
             ) from error
         folder = Path(model)
         self.batch_size = batch_size
-        self.is_e5 = "e5" in folder.name.lower() or "e5" in model.lower().split("/")[-1]
-        if folder.is_dir():
-            self.identity = f"st:{folder.parent.name}/{folder.name}:{_weights_hash(folder)[:16]}"
-            self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        else:
-            self.identity = f"st:{model}"
-            self._model = SentenceTransformer(model, device=device)
+        self.is_e5 = is_e5_model(model)
+        try:
+            if folder.is_dir():
+                self.identity = f"st:{folder.parent.name}/{folder.name}:{_weights_hash(folder)[:16]}"
+                self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+            else:
+                self.identity = f"st:{model}"
+                self._model = SentenceTransformer(model, device=device)
+        except (OSError, ValueError) as error:  # missing folder, incomplete folder, offline hub name
+            raise EmbedderNotAvailable(
+                f"Could not load the sentence-transformers model {model!r}: {error}. Set [embedding] "
+                "model to a folder holding a complete sentence-transformers model (or a hub name "
+                "if you are online)."
+            ) from error
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         texts = list(texts)

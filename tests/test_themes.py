@@ -1,0 +1,353 @@
+"""ThemeModel (guided and inductive themes), group centring, choice of k and the seed file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+
+from analysis.config import ThemesConfig
+from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
+from analysis.themes import (
+    SeedFileError,
+    ThemeModel,
+    choose_k,
+    knn_graph,
+    load_seed_themes,
+    modularity,
+    seed_prototypes,
+    spectral_embedding,
+)
+
+SEED_FILE = Path(__file__).parent / "fixtures" / "themes" / "seed_themes.yml"
+STATUSES = {STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED}
+OFF_TOPIC = [("x01", "nb", "Hva er klokka nå?"), ("x02", "sv", "Jag gillar blå bilar")]
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    return load_seed_themes(SEED_FILE)
+
+
+@pytest.fixture(scope="module")
+def seed_vectors(seeds, e5):
+    return seed_prototypes(seeds, e5)
+
+
+@pytest.fixture(scope="module")
+def lang(topic_notes):
+    return topic_notes[["lang"]]
+
+
+def _fit(vectors, groups, **params):
+    return ThemeModel(centre_by=("lang",), **params).fit(vectors, groups=groups)
+
+
+def _fit_seeded(vectors, groups, seed_vectors, seed_ids, **params):
+    params = {"seed_threshold": 0.12, "centre_by": ("lang",), **params}
+    return ThemeModel(**params).fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids)
+
+
+# --------------------------------------------------------------------------- seed file
+
+
+def _write(tmp_path, text: str) -> Path:
+    path = tmp_path / "seed_themes.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_seed_file_loads_and_normalises_whitespace(tmp_path):
+    path = _write(tmp_path, "themes:\n  - id: ' coffee '\n    name: Kaffe\n"
+                            "    description: |\n      Kaffe og\n      kaffemaskin.\n"
+                            "    examples: ['  Kald kaffe ', '']\n")
+    [seed] = load_seed_themes(path)
+    assert (seed.id, seed.name, seed.description, seed.examples) == ("coffee", "Kaffe", "Kaffe og kaffemaskin.",
+                                                                     ("Kald kaffe",))
+    assert seed.texts() == ["Kaffe", "Kaffe og kaffemaskin.", "Kald kaffe"]
+
+
+def test_committed_seed_fixture_loads(seeds):
+    assert [s.id for s in seeds] == ["coffee", "parking", "medication", "volunteering"]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("themes:\n  - id: coffee\n    name: Kaffe\n  - id: parking\n    name: Parkering\n    description: P\n",
+     r"theme 1 \(coffee\), key 'description'"),
+    ("themes:\n  - id: coffee\n    name: Kaffe\n    description: K\n"
+     "  - id: coffee\n    name: Kaffe igjen\n    description: K\n",
+     r"theme 2, key 'id': duplicate id 'coffee'"),
+    ("themes:\n  - id: coffee\n    name: Kaffe\n    description: K\n"
+     "  - id: new_parking\n    name: Parkering\n    description: P\n",
+     r"theme 2, key 'id': 'new_parking' .*reserved"),
+    ("themes: []\n", r"'themes' list is empty"),
+    ("themes:\n  - id: coffee\n    name: Kaffe\n    description: K\n    examples: kald kaffe\n",
+     r"theme 1 \(coffee\), key 'examples'"),
+    ("theme:\n  - id: coffee\n", r"top-level key 'themes'"),
+])
+def test_seed_file_errors_name_file_and_theme(tmp_path, body, expected):
+    path = _write(tmp_path, body)
+    with pytest.raises(SeedFileError, match=expected) as error:
+        load_seed_themes(path)
+    assert str(path) in str(error.value)
+
+
+def test_seed_file_broken_yaml_gives_the_line(tmp_path):
+    path = _write(tmp_path, "themes:\n  - id: coffee\n    name: Kaffe\n   description: [oops\n")
+    with pytest.raises(SeedFileError, match=r"line \d+, column \d+: not valid YAML") as error:
+        load_seed_themes(path)
+    assert str(error.value).startswith(str(path))
+    line = int(str(error.value).split("line ")[1].split(",")[0])
+    assert line in (3, 4)
+
+
+def test_seed_file_missing_says_where_to_set_it(tmp_path):
+    with pytest.raises(SeedFileError, match="not found.*seed_themes"):
+        load_seed_themes(tmp_path / "nope.yml")
+
+
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzæøåäö ", min_size=1, max_size=12).filter(str.strip)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_WORD, _WORD, st.lists(_WORD, max_size=3)), min_size=1, max_size=6,
+                unique_by=lambda theme: theme[0].strip()))
+def test_seed_file_round_trips_any_valid_codebook(tmp_path_factory, themes):
+    entries = [{"id": f"t_{tid.strip()}", "name": name, "description": f"about {name}", "examples": examples}
+               for tid, name, examples in themes]
+    path = tmp_path_factory.mktemp("seeds") / "seed_themes.yml"
+    path.write_text(yaml.safe_dump({"themes": entries}, allow_unicode=True), encoding="utf-8")
+    loaded = load_seed_themes(path)
+    assert [s.id for s in loaded] == [e["id"] for e in entries]
+    assert [s.name for s in loaded] == [e["name"].strip() for e in entries]
+    assert all(s.description and all(x.strip() == x and x for x in s.examples) for s in loaded)
+
+
+# --------------------------------------------------------------------------- inductive themes
+
+
+def test_inductive_themes_recover_the_four_topics(topic_notes, topic_vectors, lang):
+    model = _fit(topic_vectors, lang)
+    assert adjusted_rand_score(topic_notes["topic"], model.labels_) >= 0.6
+    assert set(model.themes_["kind"]) == {"new"}
+    assert all(label.startswith("new_") for label in model.labels_ if label)
+    assert model.k_selection_["chosen"].sum() == 1
+
+
+def test_seeded_themes_take_the_seed_ids(topic_notes, topic_vectors, lang, seeds, seed_vectors):
+    model = _fit_seeded(topic_vectors, lang, seed_vectors, [s.id for s in seeds])
+    assert (model.labels_ == topic_notes["topic"].to_numpy()).mean() >= 0.9
+    assert set(model.status_) == {STATUS_ASSIGNED}
+    assert model.themes_["theme_id"].tolist()[:4] == [s.id for s in seeds]
+
+
+def test_default_seed_threshold_is_reachable_by_centred_cosines(topic_notes, topic_vectors, lang, seeds,
+                                                                seed_vectors):
+    # The config's default must be on the scale of centred cosines (well below 1), or no note
+    # would ever take a seed theme when analysis.toml leaves the threshold out.
+    model = _fit_seeded(topic_vectors, lang, seed_vectors, [s.id for s in seeds],
+                        seed_threshold=ThemesConfig().seed_threshold)
+    assert (model.status_ == STATUS_ASSIGNED).mean() >= 0.9
+
+
+def test_a_topic_missing_from_the_codebook_becomes_a_new_theme(topic_notes, topic_vectors, lang, seeds,
+                                                               seed_vectors):
+    model = _fit_seeded(topic_vectors, lang, seed_vectors[:3], [s.id for s in seeds[:3]])
+    volunteering = topic_notes["topic"].eq("volunteering").to_numpy()
+    assert (model.status_[volunteering] == STATUS_NEW_THEME).mean() >= 0.8
+    assert (model.status_[~volunteering] == STATUS_ASSIGNED).all()
+    assert set(model.themes_.loc[model.themes_["kind"] == "new", "theme_id"]) >= {"new_01"}
+
+
+def _with_off_topic(topic_notes, topic_vectors, e5):
+    extra = e5.encode([text for _, _, text in OFF_TOPIC])
+    groups = pd.DataFrame({"lang": topic_notes["lang"].tolist() + [lang for _, lang, _ in OFF_TOPIC]})
+    return np.vstack([topic_vectors, extra]), groups
+
+
+@pytest.fixture(scope="module")
+def fitted_variants(topic_notes, topic_vectors, lang, seeds, seed_vectors, e5):
+    """Models fitted in several ways, for properties every fit must have."""
+    vectors, groups = _with_off_topic(topic_notes, topic_vectors, e5)
+    ids = [s.id for s in seeds]
+    return {
+        "inductive": _fit(vectors, groups),
+        "inductive_big_min_size": _fit(vectors, groups, min_theme_size=12),
+        "seeded": _fit_seeded(vectors, groups, seed_vectors, ids),
+        "three_seeds": _fit_seeded(vectors, groups, seed_vectors[:3], ids[:3]),
+        "strict_seeds": _fit_seeded(vectors, groups, seed_vectors, ids, seed_threshold=0.5),
+        "wide_secondary": _fit_seeded(vectors, groups, seed_vectors, ids, secondary_margin=0.3),
+    }
+
+
+VARIANTS = ["inductive", "inductive_big_min_size", "seeded", "three_seeds", "strict_seeds", "wide_secondary"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_note_gets_a_status_and_unassigned_ones_a_reason(fitted_variants, variant):
+    model = fitted_variants[variant]
+    n = len(model.labels_)
+    assert len(model.status_) == len(model.reason_) == n == len(model.scores_) == len(model.margins_)
+    assert set(model.status_) <= STATUSES
+    unassigned = model.status_ == STATUS_UNASSIGNED
+    assert all(reason.strip() for reason in model.reason_[unassigned])
+    assert all(label == "" for label in model.labels_[unassigned])
+    known = set(model.themes_["theme_id"])
+    assert all(label in known for label in model.labels_[~unassigned])
+    assigned = model.status_ == STATUS_ASSIGNED
+    assert set(model.labels_[assigned]) <= set(model.themes_.loc[model.themes_["kind"] == "seed", "theme_id"])
+    assert all(label.startswith("new_") for label in model.labels_[model.status_ == STATUS_NEW_THEME])
+    assert np.isfinite(model.scores_).all() and np.isfinite(model.margins_).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_secondary_theme_only_when_the_margin_is_small(fitted_variants, variant):
+    model = fitted_variants[variant]
+    has_secondary = model.secondary_ != ""
+    themed = model.status_ != STATUS_UNASSIGNED
+    small = model.margins_ <= model.secondary_margin
+    assert (has_secondary == (themed & small)).all()
+    assert (model.secondary_[has_secondary] != model.labels_[has_secondary]).all()
+
+
+def test_some_variants_exercise_unassigned_and_secondary(fitted_variants):
+    # Guards the two tests above from passing vacuously.
+    assert (fitted_variants["seeded"].status_ == STATUS_UNASSIGNED).sum() == len(OFF_TOPIC)
+    assert (fitted_variants["strict_seeds"].status_ != STATUS_ASSIGNED).any()
+    assert (fitted_variants["inductive_big_min_size"].status_ == STATUS_UNASSIGNED).any()
+    assert (fitted_variants["wide_secondary"].secondary_ != "").any()
+
+
+def test_off_topic_notes_stay_unassigned_with_the_closest_seed_named(fitted_variants, seeds):
+    model = fitted_variants["seeded"]
+    for reason in model.reason_[-len(OFF_TOPIC):]:
+        assert "below the threshold 0.12" in reason
+        assert any(f"closest seed theme {s.id} " in reason for s in seeds)
+
+
+# --------------------------------------------------------------------------- determinism and persistence
+
+
+def test_same_labels_per_note_in_any_row_order(topic_vectors, lang, seeds, seed_vectors):
+    order = np.random.default_rng(7).permutation(len(topic_vectors))
+    inductive = _fit(topic_vectors, lang)
+    permuted = _fit(topic_vectors[order], lang.iloc[order])
+    assert (permuted.labels_ == inductive.labels_[order]).all()
+    ids = [s.id for s in seeds]
+    seeded = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
+    seeded_permuted = _fit_seeded(topic_vectors[order], lang.iloc[order], seed_vectors, ids)
+    assert (seeded_permuted.labels_ == seeded.labels_[order]).all()
+
+
+def test_refitting_gives_identical_results(topic_vectors, lang):
+    first, second = _fit(topic_vectors, lang), _fit(topic_vectors, lang)
+    assert (first.labels_ == second.labels_).all()
+    assert np.array_equal(first.transform(topic_vectors, lang), second.transform(topic_vectors, lang))
+
+
+def test_save_and_load_give_identical_transform(tmp_path, topic_notes, topic_vectors, lang, seeds, seed_vectors,
+                                                e5):
+    model = _fit_seeded(topic_vectors, lang, seed_vectors[:3], [s.id for s in seeds[:3]])
+    model.save(tmp_path / "themes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["themes.json", "themes.npz"]
+    with np.load(tmp_path / "themes.npz", allow_pickle=False) as data:
+        assert all(data[name].dtype == np.float64 for name in data.files)
+    loaded = ThemeModel.load(tmp_path / "themes")
+    assert loaded.get_params() == model.get_params()
+    assert loaded.themes_.equals(model.themes_)
+    assert np.array_equal(loaded.transform(topic_vectors, lang), model.transform(topic_vectors, lang))
+    assert (loaded.predict(topic_vectors, lang) == model.predict(topic_vectors, lang)).all()
+    # New notes, including a language the model never saw (no offset to remove for it).
+    new = e5.encode(["Kaffen er for sterk", "Kaffet är för starkt", "Koffie is te sterk"])
+    new_groups = pd.DataFrame({"lang": ["nb", "sv", "nl"]})
+    assert np.array_equal(loaded.transform(new, new_groups), model.transform(new, new_groups))
+
+
+@pytest.mark.parametrize("k", [2, 3, 6])
+def test_n_themes_fixes_the_number_of_inductive_themes(topic_vectors, lang, k):
+    model = _fit(topic_vectors, lang, n_themes=k, min_theme_size=1)
+    assert len(model.themes_) == k
+    assert len(set(model.labels_)) == k
+    assert model.k_selection_["k"].tolist() == [k]
+
+
+def test_new_theme_ids_are_numbered_by_size(topic_vectors, lang):
+    model = _fit(topic_vectors, lang, n_themes=3, min_theme_size=1)
+    sizes = [int((model.labels_ == theme).sum()) for theme in model.themes_["theme_id"]]
+    assert model.themes_["theme_id"].tolist() == ["new_01", "new_02", "new_03"]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_fit_rejects_an_empty_matrix():
+    with pytest.raises(ValueError, match="non-empty"):
+        ThemeModel().fit(np.zeros((0, 4)))
+
+
+# --------------------------------------------------------------------------- graph and k
+
+
+def _two_cliques(size: int = 5, bridge: bool = True):
+    block = np.ones((size, size)) - np.eye(size)
+    graph = np.block([[block, np.zeros((size, size))], [np.zeros((size, size)), block]])
+    if bridge:
+        graph[0, size] = graph[size, 0] = 1
+    return sp.csr_matrix(graph)
+
+
+def test_modularity_of_a_perfect_two_clique_partition():
+    assert modularity(_two_cliques(bridge=False), np.repeat([0, 1], 5)) == pytest.approx(0.5)
+    assert modularity(_two_cliques(bridge=False), np.zeros(10, int)) == pytest.approx(0.0)
+    graph = _two_cliques()
+    perfect = modularity(graph, np.repeat([0, 1], 5))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert perfect > modularity(graph, rng.integers(0, 2, size=10))
+
+
+def test_choose_k_finds_three_well_separated_groups():
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16) * 5
+    points = np.vstack([c + rng.normal(scale=0.3, size=(12, 16)) for c in centres])
+    graph = knn_graph(points, 6)
+    assert (graph != graph.T).nnz == 0
+    best, table, partitions = choose_k(graph, spectral_embedding(graph, 6), range(2, 7), random_state=0)
+    assert best == 3
+    assert table["k"].tolist() == [2, 3, 4, 5, 6] and sorted(partitions) == [2, 3, 4, 5, 6]
+    assert table.loc[table["chosen"], "k"].tolist() == [3]
+    assert table["modularity"].max() == table.loc[table["chosen"], "modularity"].item()
+    assert adjusted_rand_score(np.repeat([0, 1, 2], 12), partitions[3]) == 1.0
+
+
+# --------------------------------------------------------------------------- group centring
+
+
+def test_centring_removes_a_language_offset(topic_notes, topic_vectors, lang, seeds, seed_vectors):
+    offset = np.random.default_rng(3).normal(size=topic_vectors.shape[1])
+    offset *= 3.0 / np.linalg.norm(offset)  # three times the length of a note's vector
+    swedish = topic_notes["lang"].eq("sv").to_numpy()
+    shifted = topic_vectors.astype(np.float64)
+    shifted[swedish] += offset
+
+    plain = _fit(topic_vectors, lang)
+    centred = _fit(shifted, lang)
+    assert adjusted_rand_score(plain.labels_, centred.labels_) == 1.0
+    ids = [s.id for s in seeds]
+    assert (_fit_seeded(shifted, lang, seed_vectors, ids).labels_
+            == _fit_seeded(topic_vectors, lang, seed_vectors, ids).labels_).all()
+    # Without centring, the offset is what the clusters find.
+    uncentred = ThemeModel(centre_by=()).fit(shifted, groups=lang)
+    assert adjusted_rand_score(topic_notes["topic"], uncentred.labels_) < 0.3
+
+
+def test_centring_ignores_a_group_column_with_one_value(topic_vectors, topic_notes):
+    groups = pd.DataFrame({"lang": topic_notes["lang"], "source_type": "note"})
+    model = ThemeModel(centre_by=("lang", "source_type")).fit(topic_vectors, groups=groups)
+    assert set(model.group_effects_) == {"lang"}
+    assert set(model.group_effects_["lang"]) == {"nb", "sv", "en"}
