@@ -50,10 +50,18 @@ def _input_count() -> int:
 def test_run_writes_every_output(run_output):
     result, out = run_output
     assert result.exit_code == 0, result.output
-    for name in ["assignments.csv", "themes.csv", "persona_theme.csv", "k_selection.csv"]:
+    for name in ["assignments.csv", "themes.csv", "persona_theme.csv", "k_selection.csv", "persona_needs.csv",
+                 "trace.csv", "site_theme.csv", "persona_report.json"]:
         assert (out / name).is_file(), name
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert {"theme_sizes.png", "theme_persona_heatmap.png"} <= set(figures)
+    assert {"theme_sizes.png", "theme_persona_heatmap.png", "persona_theme_flow.png",
+            "persona_top_themes_roald.png"} <= set(figures)
+    assert sorted(p.name for p in (out / "personas").glob("*.md")) == ["edel.md", "elias.md", "knut.md", "roald.md"]
+    report = json.loads((out / "persona_report.json").read_text(encoding="utf-8"))
+    assert report["similarity_threshold"] == 0.12
+    assert {"chi2", "dof", "p_value", "trustworthy"} <= set(report["theme_persona_tests"])
+    sites = pd.read_csv(out / "site_theme.csv")
+    assert set(sites["site"]) == {"baerum", "mariestad"}
     assert "notes read:" in result.output and "notes per status:" in result.output
 
 

@@ -8,6 +8,7 @@ in ``assignments`` exactly once with a status.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class RunResult:
     persona_theme: pd.DataFrame | None = None
     persona_needs: pd.DataFrame | None = None
     trace: pd.DataFrame | None = None
+    site_theme: pd.DataFrame | None = None
+    persona_report: dict = field(default_factory=dict)
     embedder_identity: str = ""
     embedding_stats: dict = field(default_factory=dict)
 
@@ -166,8 +169,8 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
 
 
 def _link_personas(result: RunResult, persona_path: Path, embedder, config: Config) -> None:
-    from analysis.personas import (link_personas, load_personas, need_coverage, theme_persona_table,
-                                   trace_table)
+    from analysis.personas import (compare_groups, link_personas, load_personas, need_coverage,
+                                   similarity_threshold_in_use, theme_persona_table, trace_table)
 
     personas = load_personas(persona_path)
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
@@ -183,6 +186,27 @@ def _link_personas(result: RunResult, persona_path: Path, embedder, config: Conf
     threshold = config.personas.need_threshold
     result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
     result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes)
+    if "site" in notes.columns and notes["site"].nunique() > 1:
+        result.site_theme = compare_groups(themed, "site", notes=notes)
+    choice = similarity_threshold_in_use(config.personas, scores=links["persona_score"])
+    result.persona_report = {
+        "similarity_threshold": choice.threshold,
+        "why": choice.reason,
+        "need_threshold": threshold,
+        "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
+        "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
+        "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
+    }
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -209,6 +233,12 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
         written["persona_needs"] = _csv(result.persona_needs, out_dir / "persona_needs.csv")
         written["trace"] = _csv(result.trace, out_dir / "trace.csv")
+        if result.site_theme is not None:
+            written["site_theme"] = _csv(result.site_theme, out_dir / "site_theme.csv")
+        report = out_dir / "persona_report.json"
+        report.write_text(json.dumps(result.persona_report, indent=2, ensure_ascii=False, sort_keys=True,
+                                     default=_json_default) + "\n", encoding="utf-8")
+        written["persona_report"] = report
         written.update(_persona_summaries(result, out_dir / "personas"))
     for name, figure in plots.run_figures(result).items():
         path = figures / f"{name}.png"
@@ -246,6 +276,7 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) ->
     ]
     if result.persona_links is not None:
         methods = result.assignments["persona_method"].value_counts().sort_index()
-        lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
+        lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items())
+                     + f" (similarity threshold {result.persona_report.get('similarity_threshold')})")
     lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
     return lines
