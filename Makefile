@@ -37,4 +37,4 @@ benchmark: $(VENV)/.all-installed ## Time cold and warm runs of `make run` (writ
 	$(BIN)/python benchmarks/run_time.py
 
 clean-processed: ## Delete everything derived (data/processed), keeping the folder
-	find data/processed -mindepth 1 ! -name .gitkeep -delete
+	rm -rf data/processed && mkdir -p data/processed
