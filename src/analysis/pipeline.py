@@ -21,6 +21,7 @@ from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes
+from analysis.personas import without_persona_columns
 from analysis.schema import GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
@@ -90,8 +91,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress)
     texts = notes.loc[analysable, "text"].tolist()
-    if hasattr(embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder, "fit"):
-        (embedder.embedder if isinstance(embedder, CachedEmbedder) else embedder).fit(texts)
+    if hasattr(embedder, "fit"):
+        embedder.fit(texts)
     vectors = embedder.encode(texts, kind="query")
     stats = dict(getattr(embedder, "last_stats", {}))
 
@@ -181,7 +182,7 @@ def _link_personas(result: RunResult, persona_path: Path, embedder, config: Conf
     frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
     result.personas = personas
     result.persona_links = links
-    themed = frame.drop(columns=["persona_id", "persona_method", "persona_score"])
+    themed = without_persona_columns(frame)
     result.persona_theme = theme_persona_table(themed, links)
     threshold = config.personas.need_threshold
     result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
@@ -252,7 +253,7 @@ def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
     from analysis.personas import persona_summary_markdown
 
     folder.mkdir(parents=True, exist_ok=True)
-    themed = result.assignments.drop(columns=["persona_id", "persona_method", "persona_score"])
+    themed = without_persona_columns(result.assignments)
     written = {}
     for persona in result.personas:
         text = persona_summary_markdown(persona, result.persona_theme, result.persona_needs,

@@ -263,7 +263,9 @@ def run_figures(result) -> dict[str, Figure]:
         figures["k_selection"] = k_selection_curve(result.k_selection)
     if result.persona_theme is not None and len(result.persona_theme):
         labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
-        themed = result.assignments.drop(columns=["persona_id", "persona_method", "persona_score"])
+        from analysis.personas import without_persona_columns
+
+        themed = without_persona_columns(result.assignments)
         figures.update(persona_figures(result.persona_theme, themed, result.persona_links,
                                        result.personas, theme_labels=labels))
     return figures

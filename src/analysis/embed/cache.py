@@ -96,16 +96,31 @@ class CachedEmbedder:
         self.batch_size = batch_size
         self.progress = progress
         self.last_stats = {"requested": 0, "from_cache": 0, "embedded": 0}
+        self._caches: dict[str, EmbeddingCache] = {}
 
     @property
     def identity(self) -> str:
         return self.embedder.identity
 
+    def fit(self, texts: Sequence[str]) -> "CachedEmbedder":
+        """Let a backend that must see the corpus first (tfidf) fit; others need nothing."""
+        if hasattr(self.embedder, "fit"):
+            self.embedder.fit(texts)
+        return self
+
+    def _cache(self, identity: str) -> EmbeddingCache | None:
+        # One cache object per identity, so its shards are read from disk once per run.
+        if self.cache_folder is None:
+            return None
+        if identity not in self._caches:
+            self._caches[identity] = EmbeddingCache(self.cache_folder, identity)
+        return self._caches[identity]
+
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         texts = list(texts)
         identity = self.embedder.identity
         keys = [text_key(identity, kind, text) for text in texts]
-        cache = EmbeddingCache(self.cache_folder, identity) if self.cache_folder else None
+        cache = self._cache(identity)
         found: dict[str, np.ndarray] = {}
         if cache is not None:
             for key in set(keys):
