@@ -22,7 +22,7 @@ from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes
 from analysis.personas import without_persona_columns
-from analysis.schema import GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
+from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 ASSIGNMENT_COLUMNS = [
     "note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
     "persona_id", "persona_method", "persona_score", "status", "status_reason",
-    "source_file", "source_row", "source_type", "doc_id", "lang", "text",
+    "source_file", "source_row", "source_type", "doc_id", "char_start", "char_end", "lang", "text",
 ]
 
 
@@ -138,8 +138,8 @@ def _theme_table(notes, vectors, model, seeds, config) -> pd.DataFrame:
 
 
 def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
-    frame = notes[["note_id", "source_file", "source_row", "source_type", "doc_id", "lang", "text",
-                   "status", "status_reason"]].copy()
+    frame = notes[["note_id", "source_file", "source_row", "source_type", "doc_id", "char_start",
+                   "char_end", "lang", "text", "status", "status_reason"]].copy()
     n = len(frame)
     theme_id = np.full(n, "", dtype=object)
     score = np.full(n, np.nan)
@@ -166,7 +166,12 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     frame["persona_id"] = NO_PERSONA
     frame["persona_method"] = "none"
     frame["persona_score"] = 0.0
-    return frame[ASSIGNMENT_COLUMNS].reset_index(drop=True)
+    # The input's own columns (site, workshop, participant_role, …) follow, so that exports and
+    # reports can use them; gold labels stay out of the outputs a model run writes.
+    attributes = [c for c in notes.columns
+                  if c not in CORE_COLUMNS and c not in ASSIGNMENT_COLUMNS and not c.startswith(GOLD_PREFIX)]
+    frame[attributes] = notes[attributes].to_numpy()
+    return frame[ASSIGNMENT_COLUMNS + attributes].reset_index(drop=True)
 
 
 def _link_personas(result: RunResult, persona_path: Path, embedder, config: Config) -> None:
