@@ -38,9 +38,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from analysis.embed.base import EmbedderNotAvailable
     from analysis.load import LoadError
     from analysis.personas import PersonaFileError
+    from analysis.manifest import ManifestError
+    from analysis.overrides import OverridesFileError
     from analysis.themes import SeedFileError
 
-    return (ConfigError, LoadError, PersonaFileError, SeedFileError, EmbedderNotAvailable, FileNotFoundError)
+    return (ConfigError, LoadError, PersonaFileError, SeedFileError, EmbedderNotAvailable, FileNotFoundError,
+            OverridesFileError, ManifestError)
 
 
 def _fail(error: Exception) -> None:
@@ -107,6 +110,38 @@ def evaluate(
     typer.echo("per-theme recall (after optimal matching):")
     for theme, recall in (report.metrics.get("per_theme_recall") or {}).items():
         typer.echo(f"  {theme:<28} {recall}")
+
+
+@app.command()
+def verify(
+    manifest: Annotated[Path, typer.Argument(help="The manifest.json a run wrote next to its outputs.")],
+    config: ConfigOption = Path("analysis.toml"),
+    work_dir: Annotated[Optional[Path], typer.Option(
+        "--work-dir", help="Where the re-run writes its outputs. Default: a temporary folder, removed after.")] = None,
+) -> None:
+    """Re-run the analysis a manifest describes and report every difference.
+
+    Inputs are checked by sha256, then the run is repeated with the manifest's config and each
+    output is compared byte for byte. Exit code 0: identical; 1: differences (listed).
+    """
+    import tempfile
+
+    from analysis import pipeline
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = config.resolve().parent if config.is_file() else Path.cwd()
+    try:
+        if work_dir is None:
+            with tempfile.TemporaryDirectory(prefix="analysis-verify-") as tmp:
+                check = pipeline.verify(manifest, root=root, work_dir=Path(tmp))
+        else:
+            check = pipeline.verify(manifest, root=root, work_dir=work_dir)
+    except _user_errors() as error:
+        _fail(error)
+    for line in check.lines():
+        typer.echo(line)
+    if not check.identical:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -141,3 +141,13 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         name: _build_section(name, cls, raw.get(name, {}), source) for name, cls in _SECTIONS.items()
     }
     return Config(root=root, **sections)
+
+
+def config_from_dict(data: dict[str, Any], root: str | Path = ".", source: str = "<manifest>") -> Config:
+    """Rebuild a Config from ``Config.to_dict()`` output (e.g. a run manifest's ``config``)."""
+    unknown = sorted(set(data) - set(_SECTIONS) - {"root"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; known sections are {sorted(_SECTIONS)}.")
+    sections = {name: _build_section(name, cls, dict(data.get(name, {})), source)
+                for name, cls in _SECTIONS.items()}
+    return Config(root=Path(root).resolve(), **sections)

@@ -10,6 +10,7 @@ so they count as errors.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +21,12 @@ from sklearn.metrics import (accuracy_score, adjusted_mutual_info_score, adjuste
 
 from analysis.config import Config
 from analysis.load import load_notes
-from analysis.schema import GOLD_PREFIX, STATUS_ASSIGNED, STATUS_OK
+from analysis.schema import GOLD_PREFIX, STATUS_ASSIGNED, STATUS_OK, STATUS_PINNED
 
 UNASSIGNED = "unassigned"
 OFF_TOPIC_GOLD = "other"
+#: Statuses that carry a seed theme for the guided metrics (an analyst's pin counts as given).
+GUIDED_STATUSES = (STATUS_ASSIGNED, STATUS_PINNED)
 METRIC_KEYS = ("n", "n_themes", "ari", "ami", "nmi", "nmi_lang", "per_theme_recall", "accuracy",
                "macro_f1", "kappa", "persona_accuracy", "persona_macro_f1")
 
@@ -101,23 +104,36 @@ def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=No
                  gold_persona_column: str | None = None, embedder=None) -> EvaluationReport:
     from analysis import pipeline
 
+    # The model is measured, not the analyst: overrides (pins, merges) stay out of evaluation.
+    config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, overrides=""))
     notes = load_notes(pipeline.notes_paths_from(config, notes_paths), root=config.root)
-    gold = _gold_series(notes, gold_column, "gold themes")
-    gold_persona = _gold_series(notes, gold_persona_column, "gold personas") if gold_persona_column else None
+    _gold_series(notes, gold_column, "gold themes")
+    if gold_persona_column:
+        _gold_series(notes, gold_persona_column, "gold personas")
     blind = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX) or c in
                                 {gold_column, gold_persona_column}])
     result = pipeline.run(config, notes=blind, embedder=embedder, progress=False)
-    assignments = result.assignments.set_index("note_id").loc[notes["note_id"]]
+    return gold_agreement(notes, result.assignments, gold_column, gold_persona_column,
+                          guided=bool(result.seeds), personas=result.persona_links is not None)
+
+
+def gold_agreement(notes: pd.DataFrame, assignments: pd.DataFrame, gold_column: str = "gold_theme",
+                   gold_persona_column: str | None = None, guided: bool = True,
+                   personas: bool = True) -> EvaluationReport:
+    """Compare a run's assignments with the gold columns of its notes."""
+    gold = _gold_series(notes, gold_column, "gold themes")
+    gold_persona = _gold_series(notes, gold_persona_column, "gold personas") if gold_persona_column else None
+    assignments = assignments.set_index("note_id").loc[notes["note_id"]]
     evaluated = (gold.ne("") & notes["status"].eq(STATUS_OK)).to_numpy()
     theme = assignments["theme_id"].to_numpy(dtype=object)
     predicted = np.where(theme == "", UNASSIGNED, theme)[evaluated]
     langs = notes["lang"].to_numpy()[evaluated] if "lang" in notes.columns else None
     metrics = dict.fromkeys(METRIC_KEYS)
     metrics.update(cluster_metrics(gold.to_numpy()[evaluated], predicted, langs))
-    if result.seeds:
-        guided = np.where(assignments["status"].to_numpy() == STATUS_ASSIGNED, theme, UNASSIGNED)[evaluated]
-        metrics.update(guided_metrics(gold.to_numpy()[evaluated], guided))
-    if gold_persona is not None and result.persona_links is not None:
+    if guided:
+        guided_labels = np.where(np.isin(assignments["status"].to_numpy(), GUIDED_STATUSES), theme, UNASSIGNED)
+        metrics.update(guided_metrics(gold.to_numpy()[evaluated], guided_labels[evaluated]))
+    if gold_persona is not None and personas:
         has_persona = gold_persona.ne("").to_numpy() & evaluated
         metrics.update(persona_metrics(gold_persona.to_numpy()[has_persona],
                                        assignments["persona_id"].to_numpy()[has_persona]))

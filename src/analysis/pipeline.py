@@ -8,6 +8,7 @@ in ``assignments`` exactly once with a status.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.config import Config
+from analysis.config import Config, config_from_dict
 from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
-from analysis.load import load_notes
+from analysis.load import load_notes, require_notes
+from analysis.manifest import Verification, compare, read_manifest, write_manifest
+from analysis.overrides import apply_overrides, load_overrides
 from analysis.personas import without_persona_columns
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ASSIGNMENT_COLUMNS = [
     "note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
-    "persona_id", "persona_method", "persona_score", "status", "status_reason",
+    "persona_id", "persona_method", "persona_score", "status", "status_reason", "flags",
     "source_file", "source_row", "source_type", "doc_id", "char_start", "char_end", "lang", "text",
 ]
 
@@ -51,7 +54,12 @@ class RunResult:
     site_theme: pd.DataFrame | None = None
     persona_report: dict = field(default_factory=dict)
     embedder_identity: str = ""
+    embedder_weights_sha256: str | None = None
     embedding_stats: dict = field(default_factory=dict)
+    config: Config | None = None
+    inputs: dict[str, list[Path]] = field(default_factory=dict)   # role -> files read
+    overrides_report: list[dict] = field(default_factory=list)
+    evaluation: dict | None = None
 
 
 def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
@@ -80,24 +88,33 @@ def theme_model_from_config(config: Config) -> ThemeModel:
 
 
 def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=None,
-        embedder=None, progress: bool = True, notes: pd.DataFrame | None = None) -> RunResult:
+        embedder=None, progress: bool = True, notes: pd.DataFrame | None = None,
+        overrides_path=None) -> RunResult:
     """Run the whole analysis in memory. Paths default to the config's [paths].
 
     ``notes`` may be an already loaded notes table (``analysis evaluate`` passes one with the
     gold columns removed).
     """
+    inputs: dict[str, list[Path]] = {}
     if notes is None:
-        notes = load_notes(notes_paths_from(config, notes_paths), root=config.root)
+        paths = notes_paths_from(config, notes_paths)
+        notes = load_notes(paths, root=config.root)
+        inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
+        config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
+    require_notes(notes)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress)
     texts = notes.loc[analysable, "text"].tolist()
-    if hasattr(embedder, "fit"):
+    if hasattr(embedder, "fit") and texts:  # every note empty: nothing to fit on or embed
         embedder.fit(texts)
-    vectors = embedder.encode(texts, kind="query")
+    vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
     stats = dict(getattr(embedder, "last_stats", {}))
 
     seed_path = Path(seed_themes_path) if seed_themes_path else config.resolve(config.paths.seed_themes)
     seeds = load_seed_themes(seed_path) if seed_path else []
+    if seed_path:
+        inputs["seed_themes"] = [seed_path]
+        config = _with_paths(config, seed_themes=_as_config_path(seed_path, config))
     seed_vectors = seed_prototypes(seeds, embedder) if seeds else None
     model = theme_model_from_config(config)
     groups = notes.loc[analysable, [c for c in config.themes.centre_by if c in notes.columns]]
@@ -105,31 +122,87 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         model.fit(vectors, groups=groups, seed_vectors=seed_vectors,
                   seed_ids=[s.id for s in seeds] or None)
 
-    themes = _theme_table(notes[analysable], vectors, model, seeds, config) if analysable.any() else _empty_themes()
+    names = {s.id: s.name for s in seeds}
+    overrides_report: list[dict] = []
+    override_path = Path(overrides_path) if overrides_path else config.resolve(config.paths.overrides)
+    if override_path and not override_path.exists():
+        # The file is optional: an analyst creates it when they first disagree with the model.
+        log.info("no overrides file at %s; nothing to override", override_path)
+    elif override_path:
+        overrides = load_overrides(override_path)
+        inputs["overrides"] = [override_path]
+        config = _with_paths(config, overrides=_as_config_path(override_path, config))
+        if analysable.any():
+            applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
+                                      overrides, random_state=config.themes.random_state)
+            names.update(applied["names"])
+            overrides_report = applied["report"]
+
+    themes = _theme_table(notes[analysable], vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
     assignments = _assignments(notes, analysable, model, themes)
     result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
-                       seeds=seeds, embedder_identity=embedder.identity, embedding_stats=stats)
+                       seeds=seeds, embedder_identity=embedder.identity,
+                       embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
+                       config=config, inputs=inputs, overrides_report=overrides_report)
 
     persona_path = Path(personas_path) if personas_path else config.resolve(config.paths.personas)
     if persona_path:
         _link_personas(result, persona_path, embedder, config)
+        result.inputs["personas"] = [persona_path]
+        result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
+    result.evaluation = _gold_agreement(result)
     return result
+
+
+def _with_paths(config: Config, **paths) -> Config:
+    """The config as actually used, so the manifest can repeat the run exactly."""
+    return dataclasses.replace(config, paths=dataclasses.replace(config.paths, **paths))
+
+
+def _as_config_path(path: Path, config: Config) -> str:
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path(config.root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _weights_sha256(embedder) -> str | None:
+    backend = getattr(embedder, "embedder", embedder)
+    return getattr(backend, "weights_sha256", None)
+
+
+def _gold_agreement(result: RunResult) -> dict | None:
+    """Agreement with the notes' own gold columns, when they have any (the model never saw them)."""
+    from analysis.evaluate import EvaluationError, gold_agreement
+
+    notes = result.notes
+    if "gold_theme" not in notes.columns:
+        return None
+    persona_column = "gold_persona" if "gold_persona" in notes.columns else None
+    try:
+        report = gold_agreement(notes, result.assignments, "gold_theme", persona_column,
+                                guided=bool(result.seeds), personas=result.persona_links is not None)
+    except EvaluationError:
+        return None
+    return {"gold_column": "gold_theme", "gold_persona_column": persona_column,
+            "overrides_applied": sum(r["state"] == "applied" for r in result.overrides_report),
+            "metrics": report.metrics}
 
 
 def _empty_themes() -> pd.DataFrame:
     return pd.DataFrame(columns=["theme_id", "label", "kind", "keywords", "size", "quote_ids"])
 
 
-def _theme_table(notes, vectors, model, seeds, config) -> pd.DataFrame:
-    labelled = theme_labels(notes.reset_index(drop=True), vectors, model.labels_,
-                            seed_names={s.id: s.name for s in seeds},
+def _theme_table(notes, vectors, model, seeds, names, config) -> pd.DataFrame:
+    labelled = theme_labels(notes.reset_index(drop=True), vectors, model.labels_, seed_names=names,
                             n_keywords=config.themes.n_keywords, n_quotes=config.themes.n_quotes)
     kinds = dict(zip(model.themes_["theme_id"], model.themes_["kind"]))
     labelled.insert(2, "kind", labelled["theme_id"].map(kinds))
     # Seed themes no note matched are still listed, with size 0, so gaps are visible.
-    missing = [s for s in seeds if s.id not in set(labelled["theme_id"])]
-    extra = pd.DataFrame([{"theme_id": s.id, "label": s.name, "kind": "seed", "keywords": [],
+    missing = [s for s in seeds if s.id not in set(labelled["theme_id"]) and s.id in kinds]
+    extra = pd.DataFrame([{"theme_id": s.id, "label": names.get(s.id, s.name), "kind": "seed", "keywords": [],
                            "size": 0, "quote_ids": []} for s in missing])
     table = pd.concat([labelled, extra], ignore_index=True) if len(extra) else labelled
     order = {s.id: i for i, s in enumerate(seeds)}
@@ -139,7 +212,7 @@ def _theme_table(notes, vectors, model, seeds, config) -> pd.DataFrame:
 
 def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     frame = notes[["note_id", "source_file", "source_row", "source_type", "doc_id", "char_start",
-                   "char_end", "lang", "text", "status", "status_reason"]].copy()
+                   "char_end", "lang", "text", "status", "status_reason", "flags"]].copy()
     n = len(frame)
     theme_id = np.full(n, "", dtype=object)
     score = np.full(n, np.nan)
@@ -241,17 +314,40 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written["trace"] = _csv(result.trace, out_dir / "trace.csv")
         if result.site_theme is not None:
             written["site_theme"] = _csv(result.site_theme, out_dir / "site_theme.csv")
-        report = out_dir / "persona_report.json"
-        report.write_text(json.dumps(result.persona_report, indent=2, ensure_ascii=False, sort_keys=True,
-                                     default=_json_default) + "\n", encoding="utf-8")
-        written["persona_report"] = report
+        written["persona_report"] = _json(result.persona_report, out_dir / "persona_report.json")
         written.update(_persona_summaries(result, out_dir / "personas"))
+    if result.overrides_report or "overrides" in result.inputs:
+        written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
+    if result.evaluation is not None:
+        written["evaluation"] = _json(result.evaluation, out_dir / "evaluation.json")
     for name, figure in plots.run_figures(result).items():
         path = figures / f"{name}.png"
         figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
         plots.close(figure)
         written[f"figure:{name}"] = path
+    if result.config is not None:
+        written["manifest"] = write_manifest(result, written, out_dir)
     return written
+
+
+def _json(data, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=_json_default) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None) -> Verification:
+    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything."""
+    expected = read_manifest(manifest_path)
+    config = config_from_dict(expected["config"], root=root, source=str(manifest_path))
+    config = _with_paths(config, out=str(work_dir))
+    result = run(config, embedder=embedder, progress=False)
+    written = write_outputs(result, Path(work_dir))
+    actual = read_manifest(written["manifest"])
+    # Where the outputs were written is not part of the result.
+    for manifest in (expected, actual):
+        manifest["config"]["paths"].pop("out", None)
+    return compare(expected, actual)
 
 
 def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
@@ -284,5 +380,12 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) ->
         methods = result.assignments["persona_method"].value_counts().sort_index()
         lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items())
                      + f" (similarity threshold {result.persona_report.get('similarity_threshold')})")
+    if "overrides" in result.inputs:
+        states = pd.Series([r["state"] for r in result.overrides_report], dtype=object)
+        lines.append(f"overrides: {int(states.eq('applied').sum())} applied, {int(states.eq('stale').sum())} stale "
+                     f"({result.inputs['overrides'][0]})")
+        for entry in result.overrides_report:
+            if entry["state"] == "stale":
+                lines.append(f"  stale {entry['operation']}: {entry['detail']}")
     lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
     return lines
