@@ -28,13 +28,18 @@ run: $(VENV)/.core-installed ## Create .venv, install, and run the whole analysi
 	$(BIN)/analysis run --config $(CONFIG)
 
 test: $(VENV)/.all-installed ## Create or update .venv with all extras and run every test, notebooks included
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval --nbval-kernel-name analysis --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
 lab: $(VENV)/.all-installed ## Start JupyterLab with the project's kernel
 	$(BIN)/jupyter lab notebooks/
 
-benchmark: $(VENV)/.all-installed ## Time cold and warm runs of `make run` (writes benchmarks/README.md numbers)
+$(VENV)/.bench-installed: $(VENV)/.all-installed
+	$(PIP_INSTALL) -e ".[bench]"
+	touch $@
+
+benchmark: $(VENV)/.bench-installed ## Time `make run` cold and warm; compare ThemeModel with BERTopic (numbers for benchmarks/README.md)
 	$(BIN)/python benchmarks/run_time.py
+	$(BIN)/python benchmarks/themes.py --time-run
 
 clean-processed: ## Delete everything derived (data/processed), keeping the folder
 	rm -rf data/processed && mkdir -p data/processed

@@ -29,3 +29,14 @@ def topic_vectors(e5, topic_notes) -> np.ndarray:
     vectors = e5.encode(topic_notes["text"].tolist(), kind="query")
     vectors.setflags(write=False)
     return vectors
+
+
+@pytest.fixture(scope="session")
+def small_run(e5):
+    """The configured guided run with personas over the 49-note e2e fixture (e5, no disk cache)."""
+    from analysis import pipeline
+    from analysis.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")]})
+    return pipeline.run(config, embedder=e5, progress=False)

@@ -46,6 +46,18 @@ def _user_errors() -> tuple[type[Exception], ...]:
             OverridesFileError, ManifestError)
 
 
+def _log_masked(config=None) -> None:
+    """Log warnings to stderr, with personal data masked whatever the config says."""
+    from analysis.privacy import Masker, MaskingFilter
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    masker = Masker.from_config(config.privacy) if config is not None else Masker()
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, MaskingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(MaskingFilter(masker))
+
+
 def _fail(error: Exception) -> None:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -67,10 +79,11 @@ def run(
     """
     from analysis import pipeline
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _log_masked()
     try:
         overrides = {"paths": {"seed_themes": ""}} if no_seed_themes else {}
         cfg = load_config(config, **overrides)
+        _log_masked(cfg)
         result = pipeline.run(cfg, notes_paths=notes, personas_path=personas,
                               seed_themes_path=None if no_seed_themes else seed_themes)
         out_dir = out or cfg.resolve(cfg.paths.out)
@@ -128,7 +141,7 @@ def verify(
 
     from analysis import pipeline
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _log_masked()
     root = config.resolve().parent if config.is_file() else Path.cwd()
     try:
         if work_dir is None:
@@ -142,6 +155,159 @@ def verify(
         typer.echo(line)
     if not check.identical:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write, e.g. report.html.")],
+    from_dir: Annotated[Optional[Path], typer.Option(
+        "--from", help="The run folder to report on. Default: the config's paths.out (data/processed).")] = None,
+    config: ConfigOption = Path("analysis.toml"),
+    title: Annotated[Optional[str], typer.Option("--title", help="The report's title.")] = None,
+) -> None:
+    """Write one self-contained HTML report of a finished run (figures embedded, no JavaScript, offline)."""
+    from analysis.export.report import ReportError, write_report
+
+    try:
+        run_dir = from_dir
+        if run_dir is None:
+            cfg = load_config(config)
+            run_dir = cfg.resolve(cfg.paths.out)
+        written = write_report(run_dir, out, title=title)
+    except (ConfigError, ReportError) as error:
+        _fail(error)
+    typer.echo(f"report: {written} ({written.stat().st_size // 1024} KB, from {run_dir})")
+
+
+# --------------------------------------------------------------------------- export / import
+
+export_app = typer.Typer(help="Write a finished run for QDA software (NVivo, ATLAS.ti, QualCoder) or people.",
+                         no_args_is_help=True)
+import_app = typer.Typer(help="Read a project from QDA software back as notes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
+
+FromOption = Annotated[Optional[Path], typer.Option(
+    "--from", help="The run folder to export. Default: [paths] out in the config (data/processed).")]
+
+
+def _export_errors() -> tuple[type[Exception], ...]:
+    from analysis.export import ExportError
+
+    return (*_user_errors(), ExportError)
+
+
+def _run_folder(config: Path, from_dir: Path | None) -> Path:
+    if from_dir is not None:
+        return from_dir
+    cfg = load_config(config)
+    return cfg.resolve(cfg.paths.out)
+
+
+def _export_inputs(config: Path, seed_themes: Path | None, personas: Path | None, want_personas: bool):
+    """Seed themes and personas for descriptions: the options, else the config's (if any)."""
+    from analysis.personas import load_personas
+    from analysis.themes import load_seed_themes
+
+    cfg = load_config(config) if config.is_file() else None
+    seed_path = seed_themes or (cfg.resolve(cfg.paths.seed_themes) if cfg else None)
+    persona_path = personas or (cfg.resolve(cfg.paths.personas) if cfg else None)
+    seeds = load_seed_themes(seed_path) if seed_path else None
+    people = load_personas(persona_path) if want_personas and persona_path else None
+    return seeds, people
+
+
+@export_app.command("qdpx")
+def export_qdpx(
+    out: Annotated[Path, typer.Option("--out", help="The .qdpx file to write.")],
+    from_dir: FromOption = None,
+    config: ConfigOption = Path("analysis.toml"),
+    seed_themes: SeedOption = None,
+    personas: PersonasOption = None,
+) -> None:
+    """A REFI-QDA project (.qdpx): themes as codes, notes as coded selections, personas as cases."""
+    from analysis.export.refi import write_qdpx
+
+    try:
+        run_dir = _run_folder(config, from_dir)
+        seeds, people = _export_inputs(config, seed_themes, personas, want_personas=True)
+        written = write_qdpx(run_dir, out, seed_themes=seeds, personas=people)
+    except _export_errors() as error:
+        _fail(error)
+    typer.echo(f"qdpx: {written} ({written.stat().st_size // 1024} KB, from {run_dir})")
+
+
+@export_app.command("qdc")
+def export_qdc(
+    out: Annotated[Path, typer.Option("--out", help="The .qdc codebook to write.")],
+    from_dir: FromOption = None,
+    config: ConfigOption = Path("analysis.toml"),
+    seed_themes: SeedOption = None,
+) -> None:
+    """A REFI-QDA codebook (.qdc) of the run's themes, for import into any QDA software."""
+    from analysis.export.refi import write_qdc
+
+    try:
+        run_dir = _run_folder(config, from_dir)
+        seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
+        written = write_qdc(run_dir, out, seed_themes=seeds)
+    except _export_errors() as error:
+        _fail(error)
+    typer.echo(f"qdc: {written} (from {run_dir})")
+
+
+@export_app.command("codebook")
+def export_codebook(
+    out: Annotated[Path, typer.Option("--out", help="The folder for codebook.md and codebook.csv.")],
+    from_dir: FromOption = None,
+    config: ConfigOption = Path("analysis.toml"),
+    seed_themes: SeedOption = None,
+) -> None:
+    """codebook.md and codebook.csv: per theme its definition, keywords, size and three quotes."""
+    from analysis.export.codebook import write_codebook
+
+    try:
+        run_dir = _run_folder(config, from_dir)
+        seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
+        written = write_codebook(run_dir, out, seed_themes=seeds)
+    except _export_errors() as error:
+        _fail(error)
+    for path in written.values():
+        typer.echo(f"codebook: {path}")
+
+
+@export_app.command("xlsx")
+def export_xlsx(
+    out: Annotated[Path, typer.Option("--out", help="The .xlsx workbook to write.")],
+    from_dir: FromOption = None,
+    config: ConfigOption = Path("analysis.toml"),
+) -> None:
+    """The run's assignments and themes as an Excel workbook (no cell is ever a formula)."""
+    from analysis.export.codebook import write_assignments_xlsx
+
+    try:
+        written = write_assignments_xlsx(_run_folder(config, from_dir), out)
+    except _export_errors() as error:
+        _fail(error)
+    typer.echo(f"xlsx: {written}")
+
+
+@import_app.command("qdpx")
+def import_qdpx(
+    project: Annotated[Path, typer.Argument(help="A .qdpx project exported by NVivo, ATLAS.ti, MAXQDA, QualCoder.")],
+    out: Annotated[Path, typer.Option("--out", help="The notes CSV to write (use it with --notes).")],
+) -> None:
+    """Coded selections as notes, the first code in gold_theme (for `analysis evaluate`)."""
+    from analysis.export.refi import read_qdpx, write_notes_csv
+
+    try:
+        notes, codes = read_qdpx(project)
+        written = write_notes_csv(notes, out)
+    except _export_errors() as error:
+        _fail(error)
+    coded = int((notes["gold_theme"] != "").sum())
+    typer.echo(f"imported {len(notes)} notes ({coded} coded) from {notes['source_file'].nunique()} sources; "
+               f"{len(codes)} codes -> {written}")
 
 
 if __name__ == "__main__":  # pragma: no cover

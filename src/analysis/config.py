@@ -46,6 +46,7 @@ class ThemesConfig:
     min_theme_size: int = 3
     n_keywords: int = 8
     n_quotes: int = 4
+    max_fit_notes: int | None = 5000
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,163 @@ def gold_agreement(notes: pd.DataFrame, assignments: pd.DataFrame, gold_column: 
     table = pd.DataFrame({"note_id": notes["note_id"].to_numpy()[evaluated],
                           "gold": gold.to_numpy()[evaluated], "predicted": predicted})
     return EvaluationReport(metrics=metrics, table=table)
+
+
+# --------------------------------------------------------------------------- per-theme recall, as a table
+
+
+def recall_table(report: EvaluationReport) -> pd.DataFrame:
+    """Per gold theme: its notes, the predicted theme matched to it one-to-one, and the recall.
+
+    The matching is the one ``per_theme_recall`` uses (Hungarian, maximal overlap); a gold
+    theme left without a partner (more gold themes than predicted ones) has ``matched_theme`` "".
+    """
+    gold = report.table["gold"].to_numpy(dtype=str)
+    predicted = report.table["predicted"].to_numpy(dtype=str)
+    gold_values, predicted_values = np.unique(gold), np.unique(predicted)
+    overlap = np.array([[np.sum((gold == g) & (predicted == p)) for p in predicted_values]
+                        for g in gold_values])
+    rows, cols = linear_sum_assignment(-overlap)
+    partner = dict(zip(rows, cols))
+    table = pd.DataFrame({
+        "gold_theme": gold_values,
+        "notes": [int((gold == g).sum()) for g in gold_values],
+        "matched_theme": [predicted_values[partner[i]] if i in partner else "" for i in range(len(gold_values))],
+        "matched_notes": [int(overlap[i, partner[i]]) if i in partner else 0 for i in range(len(gold_values))],
+    })
+    table["recall"] = (table["matched_notes"] / table["notes"].clip(lower=1)).round(4)
+    return table.sort_values(["recall", "gold_theme"], ascending=[False, True]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- comparing two runs
+
+
+def _themes_by_note(assignments: pd.DataFrame) -> pd.Series:
+    """Theme id per note id ("unassigned" for none); empty notes, which no run can theme, are left out."""
+    has_text = assignments["status"].ne("empty")
+    themes = assignments.loc[has_text, "theme_id"].fillna("").astype(str)
+    themes = themes.where(themes.ne(""), UNASSIGNED)
+    return pd.Series(themes.to_numpy(), index=assignments.loc[has_text, "note_id"].astype(str).to_numpy())
+
+
+def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    first, second = _themes_by_note(a), _themes_by_note(b)
+    common = first.index.intersection(second.index, sort=False).sort_values()
+    if len(common) == 0:
+        raise EvaluationError("The two assignment tables share no note ids; compare runs over the same notes.")
+    return first.loc[common], second.loc[common]
+
+
+def assignment_crosstab(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """Notes per theme of run ``a`` (rows) and of run ``b`` (columns), over the notes both themed or left."""
+    first, second = _aligned(a, b)
+    return pd.crosstab(first.rename(names[0]), second.rename(names[1]))
+
+
+def assignment_agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """How alike two runs' partitions of the same notes are: ``n``, ``ari``, ``ami``, ``nmi``.
+
+    Theme ids need not match (a guided and an inductive run name themes differently); the
+    scores compare the groupings. ``unassigned`` counts as one group.
+    """
+    first, second = _aligned(a, b)
+    return {"n": int(len(first)),
+            "ari": _round(adjusted_rand_score(first, second)),
+            "ami": _round(adjusted_mutual_info_score(first, second)),
+            "nmi": _round(normalized_mutual_info_score(first, second))}
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def theme_fit_inputs(result, embedder=None) -> dict:
+    """What a run's ThemeModel was fitted on besides the vectors: ``groups``, ``seed_vectors``, ``seed_ids``.
+
+    Pass the result to ``stability_across_seeds``/``bootstrap_stability`` as
+    ``**theme_fit_inputs(result, embedder)`` with ``result.vectors``. A run with seed themes
+    needs the embedder (``pipeline.build_embedder(config)``) to rebuild the seed prototypes.
+    """
+    from analysis.explore import centre_groups
+    from analysis.themes import seed_prototypes
+
+    if result.seeds and embedder is None:
+        raise ValueError("This run used seed themes; pass embedder=pipeline.build_embedder(config) so that "
+                         "their prototypes can be rebuilt.")
+    return {"groups": centre_groups(result),
+            "seed_vectors": seed_prototypes(result.seeds, embedder) if result.seeds else None,
+            "seed_ids": [seed.id for seed in result.seeds] or None}
+
+
+def _fitted_labels(model, vectors, groups, seed_vectors, seed_ids, random_state=None) -> np.ndarray:
+    from sklearn.base import clone
+
+    fitted = clone(model)
+    if random_state is not None:
+        fitted.set_params(random_state=random_state)
+    fitted.fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids)
+    labels = np.asarray(fitted.labels_, dtype=object).astype(str)
+    return np.where(labels == "", UNASSIGNED, labels)
+
+
+def _draw_states(random_state, n: int) -> list[int]:
+    from sklearn.utils import check_random_state
+
+    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n).tolist()
+
+
+def _n_themes(labels: np.ndarray) -> int:
+    return len(set(labels.tolist()) - {UNASSIGNED})
+
+
+def stability_across_seeds(model, vectors, *, groups: pd.DataFrame | None = None, seed_vectors=None,
+                           seed_ids=None, n_runs: int = 3, random_state=0) -> pd.DataFrame:
+    """Refit ``model`` with ``n_runs`` random states and compare every pair of runs (ARI).
+
+    The states are drawn from ``random_state``, so the table is the same on every call. One
+    row per pair: ``run_a``, ``run_b``, their random states and numbers of themes, and ``ari``
+    (1.0: the same partition; about 0: no more alike than chance). Unassigned notes form one group.
+    """
+    if n_runs < 2:
+        raise ValueError(f"n_runs must be at least 2 to compare runs, got {n_runs}.")
+    vectors = np.asarray(vectors)
+    states = _draw_states(random_state, n_runs)
+    labels = [_fitted_labels(model, vectors, groups, seed_vectors, seed_ids, state) for state in states]
+    rows = [{"run_a": i + 1, "run_b": j + 1, "random_state_a": states[i], "random_state_b": states[j],
+             "themes_a": _n_themes(labels[i]), "themes_b": _n_themes(labels[j]),
+             "ari": _round(adjusted_rand_score(labels[i], labels[j]))}
+            for i in range(n_runs) for j in range(i + 1, n_runs)]
+    return pd.DataFrame(rows)
+
+
+def bootstrap_stability(model, vectors, *, groups: pd.DataFrame | None = None, seed_vectors=None,
+                        seed_ids=None, n_resamples: int = 3, random_state=0,
+                        reference_labels=None) -> pd.DataFrame:
+    """Refit ``model`` on bootstrap resamples of the notes and compare each with the full fit (ARI).
+
+    Each resample draws as many notes as there are, with replacement (so about 63 % distinct
+    notes), with indices drawn from ``random_state``; the model keeps its own random state, so
+    only the data vary. The comparison is over the distinct notes drawn, against
+    ``reference_labels`` (the full fit's ``labels_``; fitted here when not given). One row per
+    resample: ``resample``, ``distinct_notes``, ``themes``, ``ari``.
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}.")
+    vectors = np.asarray(vectors)
+    if reference_labels is None:
+        reference = _fitted_labels(model, vectors, groups, seed_vectors, seed_ids)
+    else:
+        reference = np.asarray(reference_labels, dtype=object).astype(str)
+        reference = np.where(reference == "", UNASSIGNED, reference)
+    if len(reference) != len(vectors):
+        raise ValueError(f"reference_labels has {len(reference)} labels for {len(vectors)} notes; pass the "
+                         "labels_ of a model fitted on exactly these vectors.")
+    generator = np.random.default_rng(_draw_states(random_state, 1)[0])
+    rows = []
+    for resample in range(1, n_resamples + 1):
+        drawn = generator.integers(0, len(vectors), size=len(vectors))
+        sample_groups = groups.iloc[drawn].reset_index(drop=True) if groups is not None else None
+        labels = _fitted_labels(model, vectors[drawn], sample_groups, seed_vectors, seed_ids)
+        distinct, first = np.unique(drawn, return_index=True)
+        rows.append({"resample": resample, "distinct_notes": int(len(distinct)), "themes": _n_themes(labels),
+                     "ari": _round(adjusted_rand_score(reference[distinct], labels[first]))})
+    return pd.DataFrame(rows)

@@ -14,7 +14,8 @@ import logging
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from itertools import islice
@@ -40,6 +41,7 @@ FLAG_LONG_TEXT = "long_text"
 FLAG_UNKNOWN_LANG = "unknown_lang"
 FLAG_DERIVED_ID = "derived_id"
 FLAG_EXTRA_CELLS = "extra_cells"
+FLAG_HIDDEN_SHEET = "hidden_sheet"
 
 #: Core columns the loader fills itself; an input column with one of these names is renamed.
 _GENERATED_COLUMNS = frozenset(CORE_COLUMNS) - {"note_id", "text", "lang"}
@@ -188,7 +190,7 @@ def _decode(raw: bytes, source: _Source) -> tuple[str, str]:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
         text, encoding = _decode_utf16(raw, source), "utf-16"
     elif b"\x00" in raw:
-        raise _binary(source)
+        raise _binary(source, raw)
     else:
         text, encoding = _decode_8bit(raw)
     if len(_BINARY_CONTROL.findall(text)) > max(1, len(text) // 100):
@@ -215,8 +217,11 @@ def _decode_8bit(raw: bytes) -> tuple[str, str]:
         return raw.decode("latin-1"), "latin-1"
 
 
-def _binary(source: _Source) -> LoadError:
+def _binary(source: _Source, raw: bytes = b"") -> LoadError:
     kind = "a document" if source.path.suffix.lower() in DOCUMENT_SUFFIXES else "a CSV"
+    if raw.startswith(b"PK\x03\x04"):  # a zip container: what Excel saves as .xlsx
+        return LoadError.at(source.label, f"is a zip file (an Excel workbook?), not {kind}",
+                            "If it is a workbook, rename it to end in .xlsx; otherwise export the notes as CSV")
     return LoadError.at(source.label, f"looks like a binary file, not {kind}",
                         "Save it again as UTF-8 text, or as .xlsx if it is an Excel workbook")
 
@@ -241,20 +246,33 @@ class _Table:
     rows: list[tuple[int, list[str]]]  # (spreadsheet row number, cells)
     sheet: str | None = None
     header_row: int = 1
+    hidden: bool = False  # a hidden Excel sheet: its notes are read, and flagged
+
+
+@contextmanager
+def _cells_as_long_as(text: str) -> Iterator[None]:
+    """Let one cell hold the whole file: csv's default limit (128 KiB) rejects long pasted notes."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, len(text) + 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _read_csv(source: _Source, result: _FileNotes) -> list[_Table]:
     text, result.encoding = _decode(source.path.read_bytes(), source)
-    result.delimiter = _sniff_delimiter(text, source.path.suffix.lower() == ".tsv")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=result.delimiter, strict=True)
     rows = []
-    try:
-        for number, cells in enumerate(reader, start=1):
-            rows.append((number, cells))
-    except csv.Error as error:
-        raise LoadError.at(source.label, f"the CSV cannot be parsed near line {reader.line_num} ({error})",
-                           "Check that quotes around cells are closed, or export the file again from Excel",
-                           row=len(rows) + 1) from None
+    with _cells_as_long_as(text):
+        result.delimiter = _sniff_delimiter(text, source.path.suffix.lower() == ".tsv")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=result.delimiter, strict=True)
+        try:
+            for number, cells in enumerate(reader, start=1):
+                rows.append((number, cells))
+        except csv.Error as error:
+            raise LoadError.at(source.label, f"the CSV cannot be parsed near line {reader.line_num} ({error})",
+                               "Check that quotes around cells are closed, or export the file again from Excel",
+                               row=len(rows) + 1) from None
     return [_table_from_rows(rows, source, None)]
 
 
@@ -284,15 +302,21 @@ def _read_xlsx(source: _Source, result: _FileNotes) -> list[_Table]:
         raise LoadError.at(source.label, f"is not a readable Excel workbook ({error})",
                            "Open it in Excel and save it again as .xlsx") from None
     try:
-        tables = [_table_from_rows(_sheet_rows(sheet), source, sheet.title) for sheet in workbook.worksheets]
+        tables = [_sheet_table(sheet, source) for sheet in workbook.worksheets]
     finally:
         workbook.close()
     with_text = [table for table in tables if "text" in table.header]
     if not with_text:
-        found = "; ".join(f"sheet {t.sheet!r}: {', '.join(t.header) or 'no header'}" for t in tables)
+        found = "; ".join(f"sheet {t.sheet!r}: {_header_for_message(t.header) or 'no header'}" for t in tables)
         raise LoadError.at(source.label, f"no sheet has a 'text' column ({found})",
                            "Name the column with the notes 'text' in the sheet that holds them")
     return with_text
+
+
+def _sheet_table(sheet, source: _Source) -> _Table:
+    table = _table_from_rows(_sheet_rows(sheet), source, sheet.title)
+    table.hidden = sheet.sheet_state != "visible"  # "hidden" or "veryHidden"
+    return table
 
 
 def _sheet_rows(sheet) -> list[tuple[int, list[str]]]:
@@ -355,14 +379,37 @@ def _read_table(source: _Source) -> _FileNotes:
     tables = (_read_xlsx if source.path.suffix.lower() == ".xlsx" else _read_csv)(source, result)
     table = tables[0]
     if "text" not in table.header:
-        raise LoadError.at(source.label, f"has no 'text' column (columns found: {', '.join(table.header)})",
-                           "Name the column that holds the notes 'text'", row=table.header_row)
+        raise LoadError.at(source.label, f"has no 'text' column (columns found: {_header_for_message(table.header)})",
+                           _missing_text_action(table.header), row=table.header_row)
     several_sheets = len(tables) > 1
     for table in tables:
         _add_table_rows(table, source, result, several_sheets)
     if not result.records:
         log.warning("%s: header only, no notes (%d blank rows)", source.label, result.skipped_blank_rows)
     return result
+
+
+#: Header cells longer than this are not repeated in messages: they are probably a note.
+_LONGEST_SHOWN_HEADER = 30
+
+
+def _header_for_message(header: list[str]) -> str:
+    """Column names for an error message, without repeating note text (privacy)."""
+    return ", ".join(name if len(name) <= _LONGEST_SHOWN_HEADER else f"<{len(name)} characters>"
+                     for name in header)
+
+
+def _missing_text_action(header: list[str]) -> str:
+    """What to do about a header without 'text', recognising a delimiter the loader does not read."""
+    if len(header) == 1:
+        for delimiter in sorted(set(re.findall(r"[^\w\s]", header[0])), key=header[0].count, reverse=True):
+            if "text" in (part.strip() for part in header[0].split(delimiter)):
+                return (f"The columns seem to be separated by {delimiter!r}, which the loader does not read: "
+                        "save the file again with commas, semicolons or tabs between the columns")
+    if any(len(name) > _LONGEST_SHOWN_HEADER for name in header):
+        return ("The first row looks like a note, not column names: add a header row above the notes "
+                "and name the notes column 'text'")
+    return "Name the column that holds the notes 'text'"
 
 
 def _add_table_rows(table: _Table, source: _Source, result: _FileNotes, several_sheets: bool) -> None:
@@ -379,6 +426,8 @@ def _add_table_rows(table: _Table, source: _Source, result: _FileNotes, several_
             result.skipped_blank_rows += 1
             continue
         result.records.append(_table_record(header, keep, cells, number, prefix, source, table.sheet))
+        if table.hidden:
+            result.records[-1]["flags"].append(FLAG_HIDDEN_SHEET)
         if FLAG_EXTRA_CELLS in result.records[-1] and FLAG_EXTRA_CELLS not in result.columns:
             result.columns.append(FLAG_EXTRA_CELLS)
 
@@ -455,15 +504,36 @@ def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
     try:
         data = yaml.safe_load(text[opening.end():closing.start()]) or {}
     except yaml.YAMLError as error:
-        line = getattr(getattr(error, "problem_mark", None), "line", None)
-        raise LoadError.at(source.label, f"the front matter is not valid YAML ({error})",
-                           "Fix the block between the '---' lines",
-                           row=None if line is None else line + 2) from None
+        # The file's line: the block starts on line 2, after the opening '---'.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark is not None else ""
+        raise LoadError.at(source.label, f"the front matter is not valid YAML{where} "
+                                         f"({getattr(error, 'problem', None) or 'syntax error'})",
+                           "Fix the block between the '---' lines") from None
     if not isinstance(data, dict):
         raise LoadError.at(source.label, "the front matter is not a list of 'key: value' lines",
                            "Write one 'key: value' per line between the '---' lines", row=2)
     body_start = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
     return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
+
+
+def yaml_item_lines(text: str, key: str) -> list[int]:
+    """The 1-based line of each item of the top-level list ``key`` in a YAML text, for messages.
+
+    Empty when the text is not a mapping holding that list (the caller reports that itself).
+    """
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for name, value in root.value:
+        if getattr(name, "value", None) == key and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
 
 
 def _yaml_text(value: object) -> str:
@@ -620,8 +690,33 @@ def _frame(results: list[tuple[_Source, _FileNotes]]) -> pd.DataFrame:
     records.sort(key=lambda record: _natural_key(record["note_id"]))
     frame = pd.DataFrame.from_records(records, columns=[*CORE_COLUMNS, *attributes])
     integers = {"source_row", "char_start", "char_end"}
-    frame[attributes] = frame[attributes].fillna("")
+    # object first: an attribute no row has (a header-only sheet) is an all-NaN float column.
+    frame[attributes] = frame[attributes].astype(object).fillna("")
     return frame.astype({name: "int64" if name in integers else "str" for name in frame.columns})
+
+
+def _skipped_summary(skipped: list[tuple[Path, str]], shown: int = 5) -> str:
+    if not skipped:
+        return ""
+    listed = "; ".join(f"{file.name}: {why}" for file, why in skipped[:shown])
+    more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f" (skipped {listed}{more})"
+
+
+def require_notes(notes: pd.DataFrame) -> None:
+    """Raise LoadError when the loaded inputs hold no notes at all.
+
+    ``load_notes`` accepts a table with a header only, or a document without paragraphs,
+    because other inputs may hold the notes; a run needs at least one note.
+    """
+    if len(notes):
+        return
+    blank = notes.attrs.get("skipped_blank_rows", {})
+    files = ", ".join(blank) or "the inputs"
+    raise LoadError.at(files, f"no notes to analyse (only headers, blank rows or empty documents; "
+                              f"{sum(blank.values())} blank row(s) skipped)",
+                       "Add notes below the header row, or point --notes or [paths] notes at the files "
+                       "that hold them")
 
 
 def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.DataFrame:
@@ -637,7 +732,8 @@ def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.Data
     for file, reason in skipped:
         log.info("skipped %s: %s", file.as_posix(), reason)
     if not sources:
-        raise LoadError.at(", ".join(str(p) for p in paths) or "(no inputs)", "no notes files found",
+        raise LoadError.at(", ".join(str(p) for p in paths) or "(no inputs)",
+                           "no notes files found" + _skipped_summary(skipped),
                            f"Give folders or files ending in {', '.join(SUPPORTED_SUFFIXES)}")
     results = []
     for source in sources:
@@ -647,6 +743,7 @@ def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.Data
         results.append((source, result))
     frame = _frame(results)
     frame.attrs = {
+        "files": [str(s.path) for s, _ in results],   # every file read, for the run manifest
         "encodings": {s.name: r.encoding for s, r in results if r.encoding},
         "delimiters": {s.name: r.delimiter for s, r in results if r.delimiter},
         "skipped_blank_rows": {s.name: r.skipped_blank_rows for s, r in results},

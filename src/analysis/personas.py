@@ -17,6 +17,7 @@ the note ids, so every claim in a report can be followed back to the sticky note
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import textwrap
@@ -29,6 +30,7 @@ import pandas as pd
 import yaml
 
 from analysis.config import PersonasConfig
+from analysis.load import yaml_item_lines
 from analysis.schema import NO_PERSONA, STATUS_EXCLUDED, STATUS_UNASSIGNED
 from analysis.stats import cell_statistics, contingency_table, contingency_tests
 from analysis.text import normalise, split_sentences
@@ -137,13 +139,14 @@ def _needs(path, where, entry) -> tuple[Need, ...]:
     return tuple(needs)
 
 
-def _persona(path: Path, index: int, entry) -> Persona:
-    where = f"persona {index}"
+def _persona(path: Path, index: int, entry, line: int | None = None) -> Persona:
+    at_line = f"line {line}, " if line else ""
+    where = f"{at_line}persona {index}"
     if not isinstance(entry, dict):
         raise _fail(path, where, f"each persona must be a mapping, got {type(entry).__name__}",
                     "Start each persona with '- id: ...'.")
     persona_id = _text_field(path, where, entry, "id", required=True)
-    where = f"persona {index} ('{persona_id}')"
+    where = f"{at_line}persona {index} ('{persona_id}')"
     if persona_id.lower() == NO_PERSONA:
         raise _fail(path, where, f"the id '{NO_PERSONA}' is reserved for notes without a persona",
                     "Choose another id.")
@@ -165,20 +168,26 @@ def load_personas(path: str | Path) -> list[Persona]:
     if not path.is_file():
         raise PersonaFileError(f"{path}: personas file not found. Set [paths] personas in analysis.toml.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as error:
+        raise PersonaFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
+                               "Save the personas as a UTF-8 YAML file.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
         raise PersonaFileError(f"{path}: not valid YAML at {line} ({getattr(error, 'problem', error)}). "
                                "Fix the indentation or quoting on that line.") from error
     if not isinstance(data, dict) or not isinstance(data.get("personas"), list):
         raise PersonaFileError(f"{path}: expected a top-level 'personas:' list. "
                                "Start the file with 'personas:' and list each persona under it.")
     personas, seen = [], {}
+    lines = yaml_item_lines(text, "personas")
     for index, entry in enumerate(data["personas"]):
-        persona = _persona(path, index, entry)
+        line = lines[index] if index < len(lines) else None
+        persona = _persona(path, index, entry, line)
         if persona.id in seen:
-            raise _fail(path, f"persona {index} ('{persona.id}')",
+            raise _fail(path, f"{f'line {line}, ' if line else ''}persona {index} ('{persona.id}')",
                         f"duplicate id, already used by persona {seen[persona.id]}", "Give each persona its own id.")
         seen[persona.id] = index
         personas.append(persona)
@@ -354,6 +363,14 @@ TOP_K = 5
 #: so the analyst sees the close calls (Roald and Edel share needs such as familiar faces).
 CLOSE_CALL = 0.05
 
+#: At most this many explicitly linked notes serve as one persona's exemplars, chosen by a
+#: hash of text and note id (not by row order). Beyond a few hundred, more exemplars add
+#: near-duplicates rather than evidence, and comparing every note with every linked note
+#: would grow with the square of the corpus (benchmarks/scale.py). Notes are compared with
+#: the exemplars in chunks of SIMILARITY_CHUNK rows, so memory stays flat too.
+MAX_EXEMPLAR_NOTES = 1000
+SIMILARITY_CHUNK = 2048
+
 
 def _embed(embedder, texts: Sequence[str]) -> np.ndarray:
     """Each distinct text embedded once, in sorted order, so row order cannot change a vector."""
@@ -408,6 +425,10 @@ def _persona_exemplars(persona: Persona, links: pd.DataFrame, texts: list[str]) 
     explicit = links["persona_method"].isin([METHOD_TAG, METHOD_MENTION]).to_numpy()
     mine = (links["persona_id"] == persona.id).to_numpy() & explicit
     rows = [i for i in np.flatnonzero(mine) if texts[i]]
+    if len(rows) > MAX_EXEMPLAR_NOTES:
+        ids = links["note_id"].astype(str).to_numpy() if "note_id" in links.columns else np.arange(len(texts))
+        key = {i: hashlib.sha256(f"{texts[i]}\x1f{ids[i]}".encode()).hexdigest() for i in rows}
+        rows = sorted(sorted(rows, key=key.get)[:MAX_EXEMPLAR_NOTES])
     return sentences + [texts[i] for i in rows], [-1] * len(sentences) + rows
 
 
@@ -422,12 +443,16 @@ def _persona_scores(persona, note_vectors, note_centres, links, texts, sites, em
     sentence_vectors = _embed(embedder, [t for t, r in zip(exemplar_texts, rows) if r == -1])
     exemplars = _unit(np.vstack([sentence_vectors, note_vectors[rows[rows >= 0]]]) - centre)
     notes = _unit(note_vectors - note_centres)
-    similarity = notes @ exemplars.T
-    similarity[np.arange(n_notes)[:, None] == rows[None, :]] = -np.inf  # a note is not its own exemplar
-    k = min(TOP_K, similarity.shape[1])
-    scores = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+    k = min(TOP_K, len(exemplars))
     n_sentences = int((rows == -1).sum())
-    best_sentence = similarity[:, :n_sentences].argmax(axis=1) if n_sentences else None
+    scores, best_sentence = np.empty(n_notes), np.zeros(n_notes, dtype=int)
+    for start in range(0, n_notes, SIMILARITY_CHUNK):
+        chunk = np.arange(start, min(start + SIMILARITY_CHUNK, n_notes))
+        similarity = notes[chunk] @ exemplars.T
+        similarity[chunk[:, None] == rows[None, :]] = -np.inf  # a note is not its own exemplar
+        scores[chunk] = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+        if n_sentences:
+            best_sentence[chunk] = similarity[:, :n_sentences].argmax(axis=1)
     evidence = np.array([exemplar_texts[j] for j in best_sentence], dtype=object) if n_sentences \
         else np.full(n_notes, "", dtype=object)
     if persona.site and sites is not None:
@@ -681,7 +706,9 @@ def _need_scores(personas: Sequence[Persona], notes: pd.DataFrame, embedder) -> 
             for column, i in enumerate(eligible):
                 rows.append((persona.id, need.id, need.text, i, float(similarity[n, column])))
     frame = pd.DataFrame(rows, columns=["persona_id", "need_id", "need_text", "row", "score"])
-    frame["note_id"] = notes["note_id"].astype(str).to_numpy()[frame["row"]] if len(frame) else []
+    # An empty list would make a float64 column, which cannot be merged with the str note ids.
+    frame["note_id"] = pd.Series(notes["note_id"].astype(str).to_numpy()[frame["row"]] if len(frame) else [],
+                                 index=frame.index, dtype="str")
     return frame.drop(columns="row")
 
 

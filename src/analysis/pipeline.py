@@ -24,7 +24,8 @@ from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
 from analysis.manifest import Verification, compare, read_manifest, write_manifest
 from analysis.overrides import apply_overrides, load_overrides
-from analysis.personas import without_persona_columns
+from analysis.personas import load_personas, without_persona_columns
+from analysis.privacy import Masker, mask_frame, summarise
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
@@ -59,6 +60,7 @@ class RunResult:
     config: Config | None = None
     inputs: dict[str, list[Path]] = field(default_factory=dict)   # role -> files read
     overrides_report: list[dict] = field(default_factory=list)
+    privacy: dict = field(default_factory=dict)
     evaluation: dict | None = None
 
 
@@ -84,7 +86,8 @@ def theme_model_from_config(config: Config) -> ThemeModel:
     t = config.themes
     return ThemeModel(n_themes=t.n_themes, min_k=t.min_k, max_k=t.max_k, centre_by=t.centre_by,
                       seed_threshold=t.seed_threshold, secondary_margin=t.secondary_margin,
-                      min_theme_size=t.min_theme_size, random_state=t.random_state)
+                      min_theme_size=t.min_theme_size, random_state=t.random_state,
+                      max_fit_notes=t.max_fit_notes)
 
 
 def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=None,
@@ -102,6 +105,11 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
         config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
     require_notes(notes)
+    persona_path = Path(personas_path) if personas_path else config.resolve(config.paths.personas)
+    personas = load_personas(persona_path) if persona_path else []
+    # Mask personal data before anything else sees the text: embeddings, keywords, quotes,
+    # figures, exports and logs all work from the masked notes.
+    notes, privacy = mask_personal_data(notes, config, personas)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress)
     texts = notes.loc[analysable, "text"].tolist()
@@ -144,15 +152,32 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
-                       config=config, inputs=inputs, overrides_report=overrides_report)
+                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy)
 
-    persona_path = Path(personas_path) if personas_path else config.resolve(config.paths.personas)
     if persona_path:
-        _link_personas(result, persona_path, embedder, config)
+        _link_personas(result, personas, embedder, config)
         result.inputs["personas"] = [persona_path]
         result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
     result.evaluation = _gold_agreement(result)
     return result
+
+
+def mask_personal_data(notes: pd.DataFrame, config: Config, personas=()) -> tuple[pd.DataFrame, dict]:
+    """Mask personal data in the note text and the input's own columns; persona names stay.
+
+    Returns the masked notes and the privacy report (counts per kind, and where: note id,
+    file, row, column; never the masked values).
+    """
+    if not config.privacy.mask:
+        return notes, {"masking": False, "why": "[privacy] mask = false in the config"}
+    keep = [form for persona in personas for form in (persona.name, *persona.aliases)]
+    masker = Masker.from_config(config.privacy, keep=keep)
+    columns = ["text"] + [c for c in notes.columns if c not in CORE_COLUMNS and not c.startswith(GOLD_PREFIX)
+                          and notes[c].dtype != "int64"]
+    masked, report = mask_frame(notes, masker, columns=columns)
+    masked.attrs = notes.attrs
+    return masked, {"masking": True, "summary": summarise(report),
+                    "locations": report.sort_values(["note_id", "column", "kind"]).to_dict(orient="records")}
 
 
 def _with_paths(config: Config, **paths) -> Config:
@@ -247,11 +272,10 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     return frame[ASSIGNMENT_COLUMNS + attributes].reset_index(drop=True)
 
 
-def _link_personas(result: RunResult, persona_path: Path, embedder, config: Config) -> None:
-    from analysis.personas import (compare_groups, link_personas, load_personas, need_coverage,
+def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
+    from analysis.personas import (compare_groups, link_personas, need_coverage,
                                    similarity_threshold_in_use, theme_persona_table, trace_table)
 
-    personas = load_personas(persona_path)
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
     links = link_personas(notes, personas, embedder, config.personas).reset_index(drop=True)
     frame = result.assignments
@@ -318,6 +342,8 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written.update(_persona_summaries(result, out_dir / "personas"))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
+    if result.privacy:
+        written["privacy_report"] = _json(result.privacy, out_dir / "privacy_report.json")
     if result.evaluation is not None:
         written["evaluation"] = _json(result.evaluation, out_dir / "evaluation.json")
     for name, figure in plots.run_figures(result).items():
@@ -383,7 +409,7 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) ->
     if "overrides" in result.inputs:
         states = pd.Series([r["state"] for r in result.overrides_report], dtype=object)
         lines.append(f"overrides: {int(states.eq('applied').sum())} applied, {int(states.eq('stale').sum())} stale "
-                     f"({result.inputs['overrides'][0]})")
+                     f"({result.config.paths.overrides})")
         for entry in result.overrides_report:
             if entry["state"] == "stale":
                 lines.append(f"  stale {entry['operation']}: {entry['detail']}")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.patches import PathPatch, Patch, Rectangle
 from matplotlib.path import Path as CurvePath
 
@@ -25,6 +27,11 @@ FONT = {"font.family": "DejaVu Sans"}
 #: Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 NONE_GREY = "#BBBBBB"
+#: Okabe–Ito with yellow last: yellow bands and bars are hard to see on white paper.
+CATEGORY_COLOURS = tuple(c for c in OKABE_ITO if c != "#F0E442") + ("#F0E442",)
+#: Markers paired with the colours, so categories differ in shape too (5 and 8 are coprime:
+#: neighbouring categories never share both colour and marker).
+CATEGORY_MARKERS = ("o", "s", "^", "D", "v")
 
 #: |adjusted residual| at or above this is marked: roughly p < 0.05 for a single cell.
 RESIDUAL_MARK = 2.0
@@ -130,7 +137,7 @@ def _band(ax, x0, x1, left, right, height, colour) -> None:
 
 def _persona_colours(personas) -> dict[str, str]:
     named = [p for p in personas if p != "none"]
-    colours = {p: OKABE_ITO[i % len(OKABE_ITO)] for i, p in enumerate(named)}
+    colours = {p: CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, p in enumerate(named)}
     colours["none"] = NONE_GREY
     return colours
 
@@ -230,6 +237,7 @@ def k_selection_curve(table: pd.DataFrame, ax=None) -> Figure:
                    edgecolors=OKABE_ITO[5], linewidths=2, zorder=3,
                    label=f"chosen: k = {int(chosen['k'].iloc[0])}" if len(chosen) else "chosen")
         ax.set_xlabel("number of new themes k")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("modularity of the kNN graph")
         ax.set_title("Choosing the number of themes: modularity across k")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -249,7 +257,7 @@ def theme_sizes(themes: pd.DataFrame, ax=None) -> Figure:
         for bar, hatch in zip(bars, hatches):
             bar.set_hatch(hatch)
         ax.set_xlabel("notes")
-        ax.set_title("Notes per theme")
+        ax.set_title("Notes per theme (seed themes and new candidate themes)")
         ax.legend(handles=[Patch(color=OKABE_ITO[4], label="seed theme"),
                            Patch(facecolor=OKABE_ITO[0], hatch="//", label="new candidate theme")],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -289,3 +297,114 @@ def persona_figures(persona_theme: pd.DataFrame, assignments: pd.DataFrame, link
         figures[f"persona_top_themes_{persona.id}"] = persona_top_themes(
             persona_theme, quotes, persona.id, persona_name=persona.name, theme_labels=theme_labels)
     return figures
+
+
+# --------------------------------------------------------------------------- notebook figures
+
+
+def _category_style(i: int) -> dict:
+    return {"color": CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
+            "marker": CATEGORY_MARKERS[i % len(CATEGORY_MARKERS)]}
+
+
+def _legend_outside(ax, **options):
+    """A legend to the right of the axes, where it cannot hide data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False, **options)
+
+
+PROJECTION_NAMES = {"pca": "PCA", "umap": "UMAP"}
+
+
+def theme_map(coordinates: np.ndarray, theme_ids, method: str, ax=None,
+              theme_labels: Mapping[str, str] | None = None, unassigned: str = "unassigned") -> Figure:
+    """Notes as points in two dimensions, coloured (and shaped) by theme.
+
+    ``coordinates`` come from ``explore.project_2d`` and ``method`` is the projection it used
+    ("pca" or "umap"); the title names it. Unassigned notes are small grey crosses.
+    """
+    name = PROJECTION_NAMES.get(method.lower())
+    if name is None:
+        raise ValueError(f"method must be 'pca' or 'umap' (what explore.project_2d returned), got {method!r}.")
+    coordinates = np.asarray(coordinates)
+    theme_ids = np.asarray(theme_ids, dtype=object).astype(str)
+    if coordinates.shape != (len(theme_ids), 2):
+        raise ValueError(f"need one (x, y) pair per note: coordinates {coordinates.shape}, {len(theme_ids)} theme ids.")
+    with mpl.rc_context(FONT):
+        figure, ax = _figure_and_axes(ax, (10, 6.5))
+        themes = sorted(set(theme_ids) - {"", unassigned})
+        for i, theme in enumerate(themes):
+            members = theme_ids == theme
+            ax.scatter(coordinates[members, 0], coordinates[members, 1], s=18, alpha=0.8, linewidths=0.3,
+                       edgecolors="white", label=_wrapped(_label(theme_labels, theme), 38, 2), **_category_style(i))
+        rest = np.isin(theme_ids, ["", unassigned])
+        if rest.any():
+            ax.scatter(coordinates[rest, 0], coordinates[rest, 1], s=14, marker="x", color=NONE_GREY,
+                       linewidths=0.8, label="unassigned")
+        ax.set_xlabel(f"{name} 1")
+        ax.set_ylabel(f"{name} 2")
+        ax.set_title(f"Notes coloured by theme: 2-D {name} of the centred embeddings")
+        _legend_outside(ax, fontsize=8, markerscale=1.4, title="theme")
+        return figure
+
+
+def note_length_histogram(lengths: pd.DataFrame, by: str = "source_type", measure: str = "words",
+                          ax=None) -> Figure:
+    """Distribution of note length (``words`` or ``chars``) per group, as outlined histograms.
+
+    ``lengths`` is ``explore.note_lengths(notes)``.
+    """
+    with mpl.rc_context(FONT):
+        figure, ax = _figure_and_axes(ax, (8, 4))
+        upper = float(lengths[measure].max()) if len(lengths) else 1.0
+        bins = np.linspace(0, max(upper, 1.0), 31)
+        for i, (group, values) in enumerate(lengths.groupby(by, sort=True)[measure]):
+            ax.hist(values, bins=bins, histtype="step", linewidth=1.8, color=CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
+                    linestyle=("-", "--", ":", "-.")[i % 4], label=f"{group} (n = {len(values)})")
+        ax.set_xlabel(f"{measure} per note")
+        ax.set_ylabel("notes")
+        ax.set_title(f"Length of the notes in {measure}, by {by.replace('_', ' ')}")
+        ax.spines[["top", "right"]].set_visible(False)
+        _legend_outside(ax, title=by.replace("_", " "))
+        return figure
+
+
+def theme_shares_by_group(table: pd.DataFrame, group: str = "site", ax=None,
+                          theme_labels: Mapping[str, str] | None = None,
+                          group_labels: Mapping[str, str] | None = None) -> Figure:
+    """Each group's themed notes spread over the themes (share within the group), side by side.
+
+    ``table`` is ``personas.compare_groups(assignments, group)`` (the run's ``site_theme``).
+    ▲/▼ after a bar mark an adjusted residual ≥ +2 / ≤ −2: more / fewer notes than if the
+    themes were spread alike in every group.
+    """
+    share = f"share_within_{group}"
+    groups = sorted(table[group].unique())
+    themes = sorted(table["theme_id"].unique())
+    with mpl.rc_context(FONT):
+        figure, ax = _figure_and_axes(ax, (9, 1.2 + 0.5 * len(themes) * max(1, len(groups)) / 2))
+        height = 0.8 / max(len(groups), 1)
+        positions = np.arange(len(themes))[::-1]
+        for i, value in enumerate(groups):
+            cells = table[table[group] == value].set_index("theme_id").reindex(themes)
+            offsets = positions + 0.4 - height * (i + 0.5)
+            ax.barh(offsets, cells[share].fillna(0), height=height * 0.95, color=CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
+                    hatch=("", "//", "..", "xx")[i % 4], edgecolor="white", label=_label(group_labels, value))
+            for y, (width, residual) in zip(offsets, zip(cells[share].fillna(0), cells["std_residual"].fillna(0))):
+                mark = _residual_marker(residual).strip()
+                if mark:
+                    ax.text(width + 0.003, y, mark, va="center", fontsize=7)
+        ax.set_yticks(positions, [_wrapped(_label(theme_labels, t), 40, 2) for t in themes])
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel(f"share of the {group}'s themed notes")
+        ax.set_title(f"Theme shares within each {group} (▲/▼: adjusted residual ≥ +2 / ≤ −2)")
+        ax.spines[["top", "right"]].set_visible(False)
+        _legend_outside(ax, title=group)
+        return figure
+
+
+def save(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Save ``figure`` as PNG at ``path`` (folders are created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path

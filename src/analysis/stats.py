@@ -198,4 +198,7 @@ def cell_statistics(table: pd.DataFrame) -> pd.DataFrame:
                 "p_value_cell": float(p_cells.at[row_label, column_label]),
                 "small_cell": bool(expected.at[row_label, column_label] < SMALL_EXPECTED),
             })
-    return pd.DataFrame(rows)
+    # Named columns even without cells (no themed notes), so callers can still filter on them.
+    columns = [row_name, column_name, "count", f"share_within_{column_name}", f"share_within_{row_name}",
+               "expected", "std_residual", "p_value_cell", "small_cell"]
+    return pd.DataFrame(rows, columns=columns)

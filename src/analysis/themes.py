@@ -20,6 +20,7 @@ status (assigned, new_theme, unassigned with a reason).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,43 @@ def default_neighbors(n: int) -> int:
     return int(np.clip(round(np.log2(max(n, 2)) + 5), 5, 30))
 
 
+# --- large corpora -----------------------------------------------------------------------
+
+
+def note_hashes(X: np.ndarray, groups: pd.DataFrame, random_state: int = 0) -> np.ndarray:
+    """A 64-bit hash of each note's vector and group values, salted with ``random_state``."""
+    vectors = np.ascontiguousarray(X, dtype=np.float64)
+    values = groups.astype(str).to_numpy() if len(groups.columns) else np.empty((len(X), 0), dtype=object)
+    salt = str(random_state).encode()[:16]
+    hashes = np.empty(len(X), dtype=np.uint64)
+    for i in range(len(X)):
+        digest = hashlib.blake2b(vectors[i].tobytes(), digest_size=8, salt=salt)
+        digest.update("\x1f".join(values[i]).encode())
+        hashes[i] = int.from_bytes(digest.digest(), "big")
+    return hashes
+
+
+def fit_sample(X: np.ndarray, groups: pd.DataFrame, size: int, random_state: int = 0) -> np.ndarray:
+    """Row positions of the ``size`` notes with the smallest hashes, in hash order.
+
+    The choice depends on the notes, never on their row order: the same notes in any order
+    give the same sample in the same order, hence the same themes. Notes with equal hashes
+    are identical (same vector, same groups), so which of them is taken changes nothing.
+    """
+    return np.argsort(note_hashes(X, groups, random_state), kind="stable")[:size]
+
+
+def nearest_rows(queries: np.ndarray, references: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """For each query row, the position of the reference row with the highest dot product.
+
+    Computed in chunks so memory stays at ``chunk × len(references)`` whatever the size.
+    """
+    nearest = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        nearest[start:start + chunk] = (queries[start:start + chunk] @ references.T).argmax(axis=1)
+    return nearest
+
+
 # --- the estimator ----------------------------------------------------------------------
 
 
@@ -181,12 +219,17 @@ class ThemeModel(TransformerMixin, BaseEstimator):
 
     Learned: ``labels_`` (theme id per note, "" when unassigned), ``status_``, ``reason_``,
     ``scores_``, ``margins_``, ``secondary_``, ``themes_`` (DataFrame of theme id, kind,
-    prototype index), ``prototypes_``, ``k_selection_``.
+    prototype index), ``prototypes_``, ``k_selection_``, ``fit_sample_`` (row positions of
+    the notes the themes were fitted on: all of them, or ``max_fit_notes`` chosen by hash).
+
+    Above ``max_fit_notes`` notes (None: no limit) the group effects and the themes are fitted
+    on a sample chosen by a hash of each note's vector and groups, and every note is then
+    placed by the fit's own rule (see ``_extend_to_all``), so time and memory grow linearly.
     """
 
     def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
                  seed_threshold=0.12, secondary_margin=0.02, min_theme_size=3,
-                 n_neighbors=None, n_refine=3, random_state=0):
+                 n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000):
         self.n_themes = n_themes
         self.min_k = min_k
         self.max_k = max_k
@@ -197,6 +240,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         self.n_neighbors = n_neighbors
         self.n_refine = n_refine
         self.random_state = random_state
+        self.max_fit_notes = max_fit_notes
 
     # -- fitting --
     def fit(self, X, y=None, groups: pd.DataFrame | None = None, seed_vectors=None, seed_ids=None):
@@ -204,6 +248,13 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         if X.ndim != 2 or len(X) == 0:
             raise ValueError("ThemeModel.fit needs a non-empty (n_notes, dim) embedding matrix.")
         groups = self._groups(groups, len(X))
+        if self.max_fit_notes and len(X) > self.max_fit_notes:
+            return self._fit_on_sample(X, groups, seed_vectors, seed_ids)
+        self.fit_sample_ = np.arange(len(X))
+        return self._fit_all(X, groups, seed_vectors, seed_ids)
+
+    def _fit_all(self, X, groups, seed_vectors, seed_ids):
+        """Fit on every note: group effects, seed prototypes and new themes (O(n²) memory)."""
         self.mean_ = X.mean(axis=0)
         self.group_effects_ = {}
         rough = self._rough_labels(X, groups, seed_vectors)
@@ -214,6 +265,68 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             rough = self._assign(centred, seed_vectors, seed_ids)
         self.labels_ = rough
         return self
+
+    def _fit_on_sample(self, X, groups, seed_vectors, seed_ids):
+        """Large corpora: fit on ``max_fit_notes`` notes chosen by hash, then extend to all.
+
+        Every step is then linear in the number of notes: the fit itself has a fixed size,
+        and each note is compared with the theme prototypes and with the sample's notes.
+        """
+        sample = fit_sample(X, groups, self.max_fit_notes, self.random_state)
+        self._fit_all(X[sample], groups.iloc[sample].reset_index(drop=True), seed_vectors, seed_ids)
+        centred = self.centre(X, groups)
+        assigned_idx = self._extend_to_all(centred, sample)
+        self._score(centred, assigned_idx)
+        ids = self.themes_["theme_id"].tolist()
+        self.labels_ = np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
+        self.fit_sample_ = sample
+        return self
+
+    def _extend_to_all(self, centred, sample) -> np.ndarray:
+        """Statuses and reasons for every note from the themes fitted on ``sample``.
+
+        The rule the fit applied: a seed theme takes a note whose centred cosine to its
+        prototype reaches ``seed_threshold``. A note no seed takes goes where its nearest
+        fitted note (among those no seed took) went: the same new theme, or unassigned. For
+        a note of the sample that nearest note is itself, so the sample keeps its fit.
+        """
+        n = len(centred)
+        fitted_status, fitted_reason = self.status_, self.reason_
+        ids = self.themes_["theme_id"].tolist()
+        column = {theme: j for j, theme in enumerate(ids)}
+        seed_columns = np.flatnonzero(self.themes_["kind"].to_numpy() == "seed")
+        assigned_idx = np.full(n, -1)
+        self.status_ = np.full(n, STATUS_UNASSIGNED, dtype=object)
+        self.reason_ = np.full(n, "", dtype=object)
+        rest = np.arange(n)
+        if len(seed_columns):
+            scores = centred @ self.prototypes_[seed_columns].T
+            best = seed_columns[scores.argmax(axis=1)]
+            top = scores.max(axis=1)
+            taken = top >= self.seed_threshold
+            assigned_idx[taken] = best[taken]
+            self.status_[taken] = STATUS_ASSIGNED
+            rest = np.flatnonzero(~taken)
+            self.reason_[rest] = [f"closest seed theme {ids[best[i]]} at {top[i]:.2f}, "
+                                  f"below the threshold {self.seed_threshold:.2f}" for i in rest]
+        left = np.flatnonzero(fitted_status != STATUS_ASSIGNED)
+        if len(left) == 0:
+            for i in rest:
+                self.reason_[i] += "; no note of the fitting sample was left for new themes"
+            return assigned_idx
+        fitted_labels = self.labels_
+        nearest = left[nearest_rows(centred[rest], centred[sample[left]])]
+        for i, j in zip(rest, nearest):
+            theme = fitted_labels[j]
+            if theme:
+                assigned_idx[i] = column[theme]
+                self.status_[i] = fitted_status[j]
+                continue
+            why = str(fitted_reason[j]).removeprefix(str(self.reason_[sample[j]])).lstrip("; ")
+            if sample[j] != i:
+                why = f"its nearest note in the fitting sample is unassigned ({why})"
+            self.reason_[i] = f"{self.reason_[i]}; {why}" if self.reason_[i] else why
+        return assigned_idx
 
     def _groups(self, groups, n) -> pd.DataFrame:
         if groups is None or not self.centre_by:
@@ -398,21 +511,33 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     """Read ``themes: [{id, name, description, examples?}]`` from YAML, with clear errors."""
     import yaml
 
+    from analysis.load import yaml_item_lines
+
     path = Path(path)
+    if not path.is_file():
+        raise SeedFileError(f"{path}: seed-theme file not found. Check --seed-themes or [paths] seed_themes.")
+    if path.suffix.lower() in (".qdc", ".qdpx"):  # a REFI-QDA codebook, e.g. exported by NVivo
+        from analysis.export.refi import read_qdc
+
+        return read_qdc(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SeedFileError(f"{path}: seed-theme file not found. Check --seed-themes or [paths] seed_themes.") from None
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SeedFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
+                            "Save the seed themes as a UTF-8 YAML file.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SeedFileError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)}). "
                             "Fix the indentation or quoting there.") from None
     if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
-        raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes.")
+        raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes. "
+                            "Start the file with 'themes:' and list each theme under it as '- id: ...'.")
     seeds, seen = [], set()
+    lines = yaml_item_lines(text, "themes")
     for index, entry in enumerate(data["themes"], start=1):
-        where = f"{path}, theme {index}"
+        where = f"{path}, line {lines[index - 1]}, theme {index}" if len(lines) >= index else f"{path}, theme {index}"
         if not isinstance(entry, dict):
             raise SeedFileError(f"{where}: each theme must be a mapping with id, name and description.")
         for key in ("id", "name", "description"):

@@ -3,7 +3,9 @@
 Vectors are keyed by sha256(model identity, kind, text) and stored as ``.npz`` shards
 (numeric arrays and fixed-width strings, loaded with ``allow_pickle=False``) in one folder
 per model identity. Each finished batch is written as its own shard, so an interrupted run
-resumes where it stopped. Shards are merged into one file when they pile up.
+resumes where it stopped. When batch shards pile up they are merged, together with any
+merged shard no bigger than them, so merged shards grow geometrically: a vector is rewritten
+O(log n) times over the cache's life and a folder holds O(log n) files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ _MERGE_AFTER = 32
 
 def text_key(identity: str, kind: str, text: str) -> str:
     return hashlib.sha256(f"{identity}\x1f{kind}\x1f{text}".encode()).hexdigest()
+
+
+def _is_merged(shard: Path) -> bool:
+    return shard.name.endswith("-merged.npz")
 
 
 class EmbeddingCache:
@@ -58,7 +64,8 @@ class EmbeddingCache:
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         """Store one finished batch as a new shard (atomically renamed into place)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        index = len(self._shards())
+        shards = self._shards()
+        index = len(shards)
         target = self.folder / f"shard-{index:06d}-{keys[0][:8]}.npz"
         # Not named shard-*.npz: a write cut short must never be read as a shard.
         temporary = self.folder / f"tmp-{target.name}"
@@ -66,22 +73,40 @@ class EmbeddingCache:
         temporary.replace(target)
         for key, vector in zip(keys, vectors):
             self._vectors[key] = vector
-        if index + 1 >= _MERGE_AFTER:
+        if sum(not _is_merged(shard) for shard in shards) + 1 >= _MERGE_AFTER:
             self.merge()
 
     def merge(self) -> None:
-        """Rewrite all shards as one, sorted by key so the file is reproducible."""
+        """Merge the batch shards, and each merged shard no bigger than what is merged so far.
+
+        Like a binary counter's carry: merging everything every time would rewrite the whole
+        cache every ``_MERGE_AFTER`` batches (quadratic in the number of texts). Shards are
+        read from disk, so shards another run wrote meanwhile are kept. The merged file is
+        sorted by key and named by its keys, so it is reproducible.
+        """
         shards = self._shards()
-        if len(shards) <= 1:
+        chosen = [shard for shard in shards if not _is_merged(shard)]
+        size = sum(shard.stat().st_size for shard in chosen)
+        for shard in sorted((s for s in shards if _is_merged(s)), key=lambda s: (s.stat().st_size, s.name)):
+            if shard.stat().st_size > size:
+                break
+            chosen.append(shard)
+            size += shard.stat().st_size
+        if len(chosen) <= 1:
             return
-        self.load()  # shards written since this cache was read (another run) must not be lost
-        keys = sorted(self._vectors)
-        vectors = np.stack([self._vectors[k] for k in keys]).astype(np.float32)
-        target = self.folder / "shard-000000-merged.npz"
-        temporary = self.folder / "merged.tmp.npz"
-        np.savez(temporary, keys=np.asarray(keys, dtype="<U64"), vectors=vectors)
+        merged: dict[str, np.ndarray] = {}
+        for shard in chosen:
+            with np.load(shard, allow_pickle=False) as data:
+                merged.update(zip(data["keys"].tolist(), data["vectors"]))
+        keys = sorted(merged)
+        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
+        target = self.folder / f"shard-{name}-merged.npz"
+        temporary = self.folder / f"tmp-{name}.npz"
+        np.savez(temporary, keys=np.asarray(keys, dtype="<U64"),
+                 vectors=np.stack([merged[k] for k in keys]).astype(np.float32))
         temporary.replace(target)
-        for shard in shards:
+        self._vectors.update(merged)
+        for shard in chosen:
             if shard != target:
                 shard.unlink()
 

@@ -1,0 +1,890 @@
+"""REFI-QDA exchange (QDA-XML 1.0): a run as a ``.qdpx`` project or ``.qdc`` codebook, and back.
+
+A ``.qdpx`` file is a ZIP holding one ``project.qde`` (XML, namespace
+``urn:QDA-XML:project:1.0``) and a ``sources/`` folder with the plain text of every source.
+The export writes:
+
+- codes = themes, under two parent codes that cannot be coded ("Seed themes", "New candidate
+  themes"), each with its definition and keywords, and a note with its label and numbers;
+- one ``TextSource`` per notes file or document, whose plain text is the run's notes joined by
+  blank lines (the privacy-masked text of the run, never the raw file); every note is a
+  ``PlainTextSelection`` coded with its theme. Positions count Unicode code points, as the
+  standard says;
+- cases = personas and participant roles, linked to the notes; note attributes as typed
+  variables;
+- the run's parameters as a project note.
+
+GUIDs are uuid5 of stable ids and the ZIP has fixed timestamps, so exporting the same run
+twice gives the same bytes. No local path is written.
+
+``read_qdpx`` reads a project from NVivo, ATLAS.ti, MAXQDA, QualCoder (or this module) into a
+notes table the pipeline can run on, with the human coding in ``gold_theme``; ``read_qdc``
+reads a codebook as seed themes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree as ET
+
+import pandas as pd
+
+from analysis import __version__
+from analysis.export import ExportError, RunFolder, read_run, split_list
+from analysis.export.codebook import seeds_by_id, theme_definition
+from analysis.schema import CORE_COLUMNS, LANGUAGES, NO_PERSONA, STATUS_EMPTY, STATUS_OK, UNDETERMINED
+
+PROJECT_NS = "urn:QDA-XML:project:1.0"
+CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
+PROJECT_FILE = "project.qde"
+SOURCES_DIR = "sources"
+INTERNAL = "internal://"
+#: Notes of one source are joined by a blank line in its plain text.
+NOTE_SEPARATOR = "\n\n"
+#: All ZIP members get this timestamp, so the archive's bytes depend only on its content.
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+ORIGIN = f"analysis {__version__}"
+#: The namespace of every GUID this module writes (uuid5 of the stable id of the thing).
+GUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:analysis:refi-qda")
+
+SEED_PARENT = "Seed themes"
+NEW_PARENT = "New candidate themes"
+SEED_COLOURS = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2",
+                "#7F7F7F", "#BCBD22", "#17BECF")
+NEW_COLOUR = "#A0A0A0"
+#: Starts the paragraph of a code's description that lists the theme's keywords in the run.
+KEYWORDS_LINE = "Keywords in this run:"
+
+#: assignments.csv columns that are not note attributes (they are the run's output or core).
+_RUN_COLUMNS = frozenset({
+    "note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
+    "persona_id", "persona_method", "persona_score", "status", "status_reason", "source_file",
+    "source_row", "doc_id", "char_start", "char_end", "text", "lang_source", "flags",
+})
+#: Characters XML 1.0 cannot hold.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def stable_guid(kind: str, key: str) -> str:
+    """The GUID of ``kind`` (theme, note, source, …) with stable id ``key``."""
+    return str(uuid.uuid5(GUID_NAMESPACE, f"{kind}:{key}"))
+
+
+USER_GUID = stable_guid("user", "analysis")
+
+
+# =========================================================================== export
+
+
+def _clean(text) -> str:
+    return _XML_ILLEGAL.sub("", str(text))
+
+
+def _element(parent: ET.Element | None, tag: str, text: str | None = None, **attributes) -> ET.Element:
+    attrs = {key: _clean(value) for key, value in attributes.items() if value is not None}
+    element = ET.Element(tag, attrs) if parent is None else ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = _clean(text)
+    return element
+
+
+def plain_text(text: str) -> str:
+    """Note text with ``\\n`` line ends: tools that read the .txt with universal newlines
+    (QualCoder, Qt) would otherwise shift every later position by one per CR LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def portable_name(source_file: str) -> str:
+    """The source's path as recorded by the run, without any local absolute part."""
+    path = source_file.replace("\\", "/")
+    if path.startswith(("/", "~")) or re.match(r"[A-Za-z]:/", path):
+        return PurePosixPath(path).name
+    return path
+
+
+@dataclass(frozen=True)
+class Selection:
+    note_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """One notes file or document: its plain text and where each note is in it."""
+
+    source_file: str
+    name: str
+    guid: str
+    text: str
+    selections: tuple[Selection, ...]
+
+    @property
+    def member(self) -> str:
+        return f"{SOURCES_DIR}/{self.guid}.txt"
+
+
+def _note_order(notes: pd.DataFrame) -> pd.DataFrame:
+    keys = pd.DataFrame({
+        "sheet": notes["sheet"] if "sheet" in notes.columns else "",
+        "row": pd.to_numeric(notes["source_row"], errors="coerce").fillna(0),
+        "start": pd.to_numeric(notes.get("char_start", pd.Series(-1, index=notes.index)), errors="coerce").fillna(-1),
+        "note_id": notes["note_id"],
+    }, index=notes.index)
+    return notes.loc[keys.sort_values(["sheet", "row", "start", "note_id"], kind="stable").index]
+
+
+def source_texts(assignments: pd.DataFrame) -> list[SourceText]:
+    """One source per notes file or document, built from the notes (empty notes left out)."""
+    written = assignments[assignments["text"].str.strip() != ""]
+    names = {f: portable_name(f) for f in sorted(set(written["source_file"]))}
+    basenames = Counter(PurePosixPath(n).name for n in names.values())
+    sources = []
+    for source_file, name in names.items():
+        notes = _note_order(written[written["source_file"] == source_file])
+        parts, selections, position = [], [], 0
+        for note_id, text in zip(notes["note_id"], notes["text"]):
+            if parts:
+                parts.append(NOTE_SEPARATOR)
+                position += len(NOTE_SEPARATOR)
+            text = plain_text(text)
+            parts.append(text)
+            selections.append(Selection(note_id, position, position + len(text)))
+            position += len(text)
+        short = PurePosixPath(name).name
+        sources.append(SourceText(source_file, short if basenames[short] == 1 else name.replace("/", "_"),
+                                  stable_guid("source", name), "".join(parts), tuple(selections)))
+    return sources
+
+
+# --------------------------------------------------------------------------- codes
+
+
+@dataclass(frozen=True)
+class ThemeCode:
+    theme_id: str
+    name: str
+    kind: str
+    description: str
+    guid: str
+    colour: str
+    note_guid: str
+
+
+def theme_codes(run: RunFolder, seed_themes=None) -> list[ThemeCode]:
+    seeds = seeds_by_id(seed_themes)
+    codes = []
+    for number, theme in enumerate(run.themes.to_dict("records")):
+        keywords = split_list(theme["keywords"])
+        description = theme_definition(theme, seeds.get(theme["theme_id"]))
+        if keywords:
+            description += f"\n\n{KEYWORDS_LINE} {', '.join(keywords)}."
+        colour = SEED_COLOURS[number % len(SEED_COLOURS)] if theme["kind"] == "seed" else NEW_COLOUR
+        codes.append(ThemeCode(theme["theme_id"], theme["label"], theme["kind"], description,
+                               stable_guid("theme", theme["theme_id"]), colour,
+                               stable_guid("theme-note", theme["theme_id"])))
+    return codes
+
+
+_PARENTS = (
+    (SEED_PARENT, "seed", "Themes from the seed codebook. A note carries one when it is close enough "
+                          "to the theme's prototype (seed_threshold)."),
+    (NEW_PARENT, "new", "Candidate themes found inductively among the notes no seed theme fits. "
+                        "Check, rename and define them."),
+)
+
+
+def _add_codes(codes_element: ET.Element, codes: list[ThemeCode], with_notes: bool) -> None:
+    for name, kind, description in _PARENTS:
+        parent = _element(codes_element, "Code", guid=stable_guid("code-group", kind), name=name,
+                          isCodable="false")
+        _element(parent, "Description", description)
+        for code in (c for c in codes if (c.kind == "seed") == (kind == "seed")):
+            child = _element(parent, "Code", guid=code.guid, name=code.name, isCodable="true", color=code.colour)
+            _element(child, "Description", code.description)
+            if with_notes:
+                _element(child, "NoteRef", targetGUID=code.note_guid)
+
+
+# --------------------------------------------------------------------------- variables
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    kind: str  # Text | Integer | Date
+    guid: str
+
+
+def _variable_kind(values: Iterable[str]) -> str:
+    values = [v for v in values if v != ""]
+    if values and all(_INTEGER.fullmatch(v) for v in values):
+        return "Integer"
+    if values and all(_ISO_DATE.fullmatch(v) and _valid_date(v) for v in values):
+        return "Date"
+    return "Text"
+
+
+def _valid_date(value: str) -> bool:
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        return False
+    return True
+
+
+def note_variables(assignments: pd.DataFrame) -> list[Variable]:
+    """The note attributes (input columns, lang, source_type) that have a value somewhere."""
+    names = [c for c in assignments.columns if c not in _RUN_COLUMNS and (assignments[c] != "").any()]
+    return [Variable(name, _variable_kind(assignments[name]), stable_guid("variable", name)) for name in names]
+
+
+_VALUE_TAGS = {"Text": "TextValue", "Integer": "IntegerValue", "Date": "DateValue"}
+
+
+def _add_value(parent: ET.Element, variable: Variable, value: str) -> None:
+    holder = _element(parent, "VariableValue")
+    _element(holder, "VariableRef", targetGUID=variable.guid)
+    _element(holder, _VALUE_TAGS[variable.kind], str(int(value)) if variable.kind == "Integer" else value)
+
+
+def _constant_values(notes: pd.DataFrame, variables: list[Variable]) -> list[tuple[Variable, str]]:
+    """The attributes every note of a source shares: they become the source's values."""
+    constant = []
+    for variable in variables:
+        values = set(notes[variable.name])
+        if len(values) == 1 and (value := values.pop()) != "":
+            constant.append((variable, value))
+    return constant
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _selection_description(note: dict, variables: list[Variable]) -> str:
+    lines = [f"note_id: {note['note_id']}", f"status: {note['status']}"]
+    if note["theme_id"]:
+        lines.append(f"theme: {note['theme_id']} (score {note['theme_score']}, margin {note['theme_margin']})")
+    if note.get("secondary_theme_id"):
+        lines.append(f"secondary theme: {note['secondary_theme_id']}")
+    if note["status_reason"]:
+        lines.append(f"reason: {note['status_reason']}")
+    if note.get("persona_id", NO_PERSONA) != NO_PERSONA:
+        lines.append(f"persona: {note['persona_id']} ({note['persona_method']}, score {note['persona_score']})")
+    lines += [f"{v.name}: {note[v.name]}" for v in variables if note[v.name] != ""]
+    return "\n".join(lines)
+
+
+def _add_sources(project: ET.Element, run: RunFolder, sources: list[SourceText], codes: list[ThemeCode],
+                 variables: list[Variable]) -> None:
+    code_guids = {code.theme_id: code.guid for code in codes}
+    notes = run.assignments.set_index("note_id", drop=False)
+    element = _element(project, "Sources")
+    for source in sources:
+        text_source = _element(element, "TextSource", guid=source.guid, name=source.name,
+                               plainTextPath=f"{INTERNAL}{source.guid}.txt", creatingUser=USER_GUID)
+        count = len(source.selections)
+        _element(text_source, "Description",
+                 f"{count} note{'s' if count != 1 else ''} from {portable_name(source.source_file)}, "
+                 "joined by blank lines; the text is the run's (privacy-masked) note text.")
+        for selection in source.selections:
+            note = notes.loc[selection.note_id].to_dict()
+            part = _element(text_source, "PlainTextSelection", guid=stable_guid("note", selection.note_id),
+                            name=selection.note_id, startPosition=str(selection.start),
+                            endPosition=str(selection.end), creatingUser=USER_GUID)
+            _element(part, "Description", _selection_description(note, variables))
+            if note["theme_id"] in code_guids:
+                coding = _element(part, "Coding", guid=stable_guid("coding", f"{selection.note_id}|{note['theme_id']}"),
+                                  creatingUser=USER_GUID)
+                _element(coding, "CodeRef", targetGUID=code_guids[note["theme_id"]])
+        shared = _constant_values(notes.loc[[s.note_id for s in source.selections]], variables)
+        for variable, value in shared:
+            _add_value(text_source, variable, value)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _persona_description(persona, links: pd.DataFrame) -> str:
+    methods = links["persona_method"].value_counts().sort_index()
+    counted = ", ".join(f"{method} {count}" for method, count in methods.items())
+    text = f"{len(links)} notes linked by the run ({counted or 'none'})."
+    if persona is None:
+        return f"Persona. {text}"
+    needs = "; ".join(need.text for need in persona.needs)
+    site = f"Site: {persona.site}." if persona.site else ""
+    return " ".join(part for part in (f"Persona {persona.name} ({persona.role}).", persona.description,
+                                      f"Needs: {needs}." if needs else "", site, text) if part)
+
+
+def _add_cases(project: ET.Element, run: RunFolder, sources: list[SourceText], variables: list[Variable],
+               personas) -> None:
+    in_selections = {s.note_id for source in sources for s in source.selections}
+    notes = run.assignments[run.assignments["note_id"].isin(in_selections)]
+    by_name = {v.name: v for v in variables}
+    known = {p.id: p for p in personas or []}
+    cases = []
+    linked = notes[notes["persona_id"].ne(NO_PERSONA) & notes["persona_id"].ne("")] \
+        if "persona_id" in notes.columns else notes.iloc[0:0]
+    for persona_id in [*known, *sorted(set(linked["persona_id"]) - set(known))]:
+        persona = known.get(persona_id)
+        links = linked[linked["persona_id"] == persona_id]
+        # No variable values on persona cases: an importer would pass them on to every linked
+        # note (a Mariestad note linked to a Bærum persona would get site=baerum).
+        cases.append((stable_guid("case-persona", persona_id), persona.name if persona else persona_id,
+                      _persona_description(persona, links), [], links["note_id"]))
+    if "participant_role" in by_name:
+        role = by_name["participant_role"]
+        for value in sorted(set(notes["participant_role"]) - {""}):
+            members = notes[notes["participant_role"] == value]
+            cases.append((stable_guid("case-role", value), f"participant_role: {value}",
+                          f"Notes written by or about participants in the role {value!r} ({len(members)} notes).",
+                          [(role, value)], members["note_id"]))
+    if not cases:
+        return
+    element = _element(project, "Cases")
+    for guid, name, description, values, note_ids in cases:
+        case = _element(element, "Case", guid=guid, name=name)
+        _element(case, "Description", description)
+        for variable, value in values:
+            _add_value(case, variable, value)
+        for note_id in sorted(note_ids):
+            _element(case, "SelectionRef", targetGUID=stable_guid("note", note_id))
+
+
+# --------------------------------------------------------------------------- notes (memos)
+
+
+def _is_local_path(value: str) -> bool:
+    return value.startswith(("/", "~", "\\\\")) or bool(re.match(r"[A-Za-z]:[\\/]", value))
+
+
+def _flatten(value, prefix: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            yield from _flatten(value[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for number, item in enumerate(value, start=1):
+            yield from _flatten(item, f"{prefix}[{number}]")
+    else:
+        items = value if isinstance(value, list) else [value]
+        shown = [PurePosixPath(str(v).replace("\\", "/")).name if isinstance(v, str) and _is_local_path(v)
+                 else ("" if v is None else str(v)) for v in items]
+        yield prefix, ", ".join(shown)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_parameters(run: RunFolder) -> str:
+    """The run's parameters as text: the manifest when there is one, else what the folder says."""
+    counts = run.assignments["status"].value_counts().sort_index()
+    lines = [f"Exported by {ORIGIN} from the run folder {run.path.name!r}.",
+             f"Notes: {len(run.assignments)} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+             f"themes: {len(run.themes)}.", ""]
+    if run.manifest:
+        lines.append("Run parameters (manifest.json):")
+        lines += [f"{key}: {value}" for key, value in _flatten(run.manifest)]
+        return "\n".join(lines)
+    lines.append("manifest.json was not found; parameters from the run folder:")
+    if run.k_selection is not None and "chosen" in run.k_selection.columns:
+        chosen = run.k_selection[run.k_selection["chosen"].str.lower() == "true"]
+        if len(chosen):
+            lines.append(f"number of new themes (k): {chosen['k'].iloc[0]}, chosen by graph modularity")
+    for key in ("similarity_threshold", "need_threshold", "why"):
+        if key in run.persona_report:
+            lines.append(f"personas.{key}: {run.persona_report[key]}")
+    for name in ("assignments.csv", "themes.csv"):
+        lines.append(f"sha256 {name}: {_sha256(run.path / name)}")
+    return "\n".join(lines)
+
+
+def _theme_note(code: ThemeCode, theme: dict) -> str:
+    return "\n".join([
+        f"Theme: {theme['label']}", f"Id: {theme['theme_id']}",
+        f"Kind: {'seed theme' if theme['kind'] == 'seed' else 'new candidate theme (inductive)'}",
+        f"Notes: {theme['size']}", f"Keywords: {', '.join(split_list(theme['keywords']))}",
+        f"Representative notes: {', '.join(split_list(theme['representative_note_ids']))}",
+    ])
+
+
+def _add_notes(project: ET.Element, run: RunFolder, codes: list[ThemeCode]) -> str:
+    element = _element(project, "Notes")
+    guid = stable_guid("run-note", "parameters")
+    note = _element(element, "Note", guid=guid, name="Run parameters", creatingUser=USER_GUID)
+    _element(note, "PlainTextContent", run_parameters(run))
+    themes = {row["theme_id"]: row for row in run.themes.to_dict("records")}
+    for code in codes:
+        note = _element(element, "Note", guid=code.note_guid, name=f"Theme: {code.name}", creatingUser=USER_GUID)
+        _element(note, "PlainTextContent", _theme_note(code, themes[code.theme_id]))
+    return guid
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _xml_bytes(root: ET.Element) -> bytes:
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+def project_xml(run: RunFolder, sources: list[SourceText], seed_themes=None, personas=None,
+                name: str | None = None) -> bytes:
+    """The ``project.qde`` of a run, as UTF-8 bytes."""
+    project = _element(None, "Project", xmlns=PROJECT_NS, name=name or f"analysis run {run.path.name}",
+                       origin=ORIGIN, creatingUserGUID=USER_GUID)
+    users = _element(project, "Users")
+    _element(users, "User", guid=USER_GUID, name="analysis (automatic coding)", id="analysis")
+    codes = theme_codes(run, seed_themes)
+    _add_codes(_element(_element(project, "CodeBook"), "Codes"), codes, with_notes=True)
+    variables = note_variables(run.assignments)
+    if variables:
+        element = _element(project, "Variables")
+        for variable in variables:
+            item = _element(element, "Variable", guid=variable.guid, name=variable.name,
+                            typeOfVariable=variable.kind)
+            _element(item, "Description", f"Note attribute {variable.name!r} from the input files.")
+    _add_cases(project, run, sources, variables, personas)
+    if sources:
+        _add_sources(project, run, sources, codes, variables)
+    parameters = _add_notes(project, run, codes)
+    _element(project, "Description", f"Themes and personas from an analysis run ({ORIGIN}). Codes are "
+                                     "themes; cases are personas and participant roles; every note is a "
+                                     "coded selection of its source. The coding is automatic.")
+    _element(project, "NoteRef", targetGUID=parameters)
+    return _xml_bytes(project)
+
+
+def _zip_entry(name: str, directory: bool = False) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+    entry.create_system = 3
+    entry.external_attr = ((0o40755 << 16) | 0x10) if directory else (0o644 << 16)
+    entry.compress_type = zipfile.ZIP_STORED if directory else zipfile.ZIP_DEFLATED
+    return entry
+
+
+def _write_zip(out_path: Path, members: list[tuple[str, bytes | None]]) -> Path:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(out_path.name + ".partial")  # never leave half a project behind
+    try:
+        with zipfile.ZipFile(partial, "w") as archive:
+            for name, data in members:
+                archive.writestr(_zip_entry(name, directory=data is None), b"" if data is None else data)
+        partial.replace(out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out_path
+
+
+def write_qdpx(run_dir: str | Path, out_path: str | Path, seed_themes=None, personas=None) -> Path:
+    """Write the run in ``run_dir`` as a REFI-QDA project (``.qdpx``) at ``out_path``.
+
+    ``seed_themes`` (list of SeedTheme) gives the seed themes' descriptions; ``personas``
+    (list of Persona) the personas' names and descriptions. Both are optional.
+    """
+    run = read_run(run_dir)
+    sources = source_texts(run.assignments)
+    members: list[tuple[str, bytes | None]] = [
+        (PROJECT_FILE, project_xml(run, sources, seed_themes, personas)), (f"{SOURCES_DIR}/", None)]
+    members += [(source.member, source.text.encode("utf-8")) for source in sources]
+    return _write_zip(Path(out_path), members)
+
+
+def codebook_xml(run: RunFolder, seed_themes=None) -> bytes:
+    codebook = _element(None, "CodeBook", xmlns=CODEBOOK_NS, origin=ORIGIN)
+    _add_codes(_element(codebook, "Codes"), theme_codes(run, seed_themes), with_notes=False)
+    return _xml_bytes(codebook)
+
+
+def write_qdc(run_dir: str | Path, out_path: str | Path, seed_themes=None) -> Path:
+    """Write the run's themes as a REFI-QDA codebook (``.qdc``) at ``out_path``."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(codebook_xml(read_run(run_dir), seed_themes))
+    return out_path
+
+
+# =========================================================================== import
+
+
+def _local(tag) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _children(element: ET.Element, name: str) -> list[ET.Element]:
+    return [child for child in element if _local(child.tag) == name]
+
+
+def _child(element: ET.Element, name: str) -> ET.Element | None:
+    found = _children(element, name)
+    return found[0] if found else None
+
+
+def _text_of(element: ET.Element, name: str) -> str:
+    child = _child(element, name)
+    return (child.text or "") if child is not None else ""
+
+
+def _guid(value: str | None) -> str:
+    return (value or "").strip().strip("{}").lower()
+
+
+_FOLD = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ä": "a", "ö": "o", "ü": "u", "ß": "ss", "þ": "th",
+                       "ð": "d", "œ": "oe", "ł": "l"})
+
+
+def slugify(name: str) -> str:
+    """An id from a code name: "Faste team rundt brukeren" -> "faste_team_rundt_brukeren"."""
+    folded = unicodedata.normalize("NFKD", name.lower().translate(_FOLD))
+    slug = re.sub(r"[^a-z0-9]+", "_", folded.encode("ascii", "ignore").decode()).strip("_")
+    if not slug:
+        return "code"
+    # "new_…" is reserved for the run's own candidate themes (see themes.load_seed_themes).
+    return f"code_{slug}" if slug.startswith("new_") or slug == "new" else slug
+
+
+@dataclass(frozen=True)
+class Code:
+    guid: str
+    id: str
+    name: str
+    description: str
+    parent_guid: str
+    is_codable: bool
+    colour: str
+
+
+def _walk_codes(element: ET.Element, parent: Code | None, taken: set[str]) -> Iterator[Code]:
+    for code in _children(element, "Code"):
+        name = code.get("name", "")
+        slug = slugify(name)
+        candidates = [slug, *([f"{parent.id}_{slug}"] if parent else [])]
+        code_id = next((c for c in candidates if c not in taken), None)
+        number = 2
+        while code_id is None:
+            code_id = f"{slug}_{number}" if f"{slug}_{number}" not in taken else None
+            number += 1
+        taken.add(code_id)
+        item = Code(_guid(code.get("guid")), code_id, name, _text_of(code, "Description").strip(),
+                    parent.guid if parent else "", code.get("isCodable", "true").strip().lower() in ("true", "1"),
+                    code.get("color", ""))
+        yield item
+        yield from _walk_codes(code, item, taken)
+
+
+def codes_in(codebook: ET.Element | None) -> list[Code]:
+    """Every code of a CodeBook element, depth first, with unique ids slugified from names."""
+    codes_element = _child(codebook, "Codes") if codebook is not None else None
+    return list(_walk_codes(codes_element, None, set())) if codes_element is not None else []
+
+
+def _parse(data: bytes, where: str) -> ET.Element:
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as error:
+        raise ExportError(f"{where}: not well-formed XML ({error}). Export the project again from the "
+                          "QDA software.") from None
+
+
+def _project_member(archive: zipfile.ZipFile, path: Path) -> str:
+    candidates = [n for n in archive.namelist() if n.lower().endswith(".qde") and not n.startswith("__MACOSX")]
+    if len(candidates) != 1:
+        found = "none" if not candidates else ", ".join(candidates)
+        raise ExportError(f"{path}: a .qdpx must hold exactly one .qde project file (found {found}). "
+                          "Export the project again as REFI-QDA (.qdpx).")
+    return candidates[0]
+
+
+def _source_text(archive: zipfile.ZipFile, base: PurePosixPath, source: ET.Element, where: str) -> str:
+    inline = _child(source, "PlainTextContent")
+    if inline is not None:
+        return inline.text or ""
+    location = source.get("plainTextPath", "")
+    if not location:
+        raise ExportError(f"{where}: the source has neither plainTextPath nor PlainTextContent. "
+                          "Export the project again with its sources.")
+    name = location.split("://", 1)[-1].lstrip("/")
+    members = {m.lower(): m for m in archive.namelist()}
+    for candidate in (base / SOURCES_DIR / name, PurePosixPath(SOURCES_DIR) / name,
+                      base / SOURCES_DIR / PurePosixPath(name).name):
+        if str(candidate).lower() in members:
+            raw = archive.read(members[str(candidate).lower()])
+            return raw.decode("utf-8-sig", errors="replace")
+    raise ExportError(f"{where}: plain text {location!r} is not inside the .qdpx. Export the project "
+                      "with its sources embedded (not linked), then import again.")
+
+
+def _check_positions(text: str, selections: list[ET.Element], where: str) -> None:
+    """Positions count code points of the plain text as stored (a CR LF is two), as the standard says."""
+    for selection in selections:
+        try:
+            start, end = int(selection.get("startPosition")), int(selection.get("endPosition"))
+        except (TypeError, ValueError):
+            raise ExportError(f"{where}, PlainTextSelection {selection.get('guid')}: startPosition and "
+                              "endPosition must be integers. Export the project again.") from None
+        if not 0 <= start <= end <= len(text):
+            raise ExportError(f"{where}, PlainTextSelection {selection.get('guid')}: endPosition {end} "
+                              f"(start {start}) lies outside the source text ({len(text)} characters). The "
+                              "project's text and codings do not match; export it again.")
+
+
+@dataclass
+class _Links:
+    """Case names and variable values attached to sources and selections."""
+
+    cases: dict[str, list[str]]
+    values: dict[str, dict[str, str]]
+
+    def for_ids(self, *guids: str) -> tuple[list[str], dict[str, str]]:
+        cases, values = [], {}
+        for guid in guids:  # later (more specific) ids win
+            cases += [c for c in self.cases.get(guid, []) if c not in cases]
+            values |= self.values.get(guid, {})
+        return cases, values
+
+
+def _variable_values(element: ET.Element, variables: dict[str, str]) -> dict[str, str]:
+    values = {}
+    for holder in _children(element, "VariableValue"):
+        reference = _child(holder, "VariableRef")
+        name = variables.get(_guid(reference.get("targetGUID")) if reference is not None else "", "")
+        value = next((child.text or "" for child in holder if _local(child.tag).endswith("Value")), "")
+        if name:
+            values[name] = value.strip()
+    return values
+
+
+def _links(project: ET.Element) -> tuple[_Links, list[str]]:
+    variables_element = _child(project, "Variables")
+    variables = {_guid(v.get("guid")): v.get("name", "") for v in _children(variables_element, "Variable")} \
+        if variables_element is not None else {}
+    links = _Links({}, {})
+    for source, _ in _sources_in(project):
+        links.values.setdefault(_guid(source.get("guid")), {}).update(_variable_values(source, variables))
+    cases_element = _child(project, "Cases")
+    for case in _children(cases_element, "Case") if cases_element is not None else []:
+        values = _variable_values(case, variables)
+        for reference in [*_children(case, "SourceRef"), *_children(case, "SelectionRef")]:
+            target = _guid(reference.get("targetGUID"))
+            links.cases.setdefault(target, []).append(case.get("name", "") or _guid(case.get("guid")))
+            links.values.setdefault(target, {}).update(values)
+    return links, [name for name in variables.values() if name]
+
+
+def _sources_in(project: ET.Element) -> Iterator[tuple[ET.Element, str]]:
+    """(element holding the text, source name): TextSources and the text of PDF sources."""
+    sources = _child(project, "Sources")
+    for source in sources if sources is not None else []:
+        name = source.get("name") or _guid(source.get("guid"))
+        if _local(source.tag) == "TextSource":
+            yield source, name
+        elif _local(source.tag) == "PDFSource" and (representation := _child(source, "Representation")) is not None:
+            yield representation, representation.get("name") or name
+
+
+def _row(note_id, text, source_name, number, source_type, source_guid, start, end, codes, cases, values,
+         selection_name) -> dict:
+    empty = not text.strip()
+    row = {
+        "note_id": note_id, "text": text, "source_file": source_name, "source_row": number,
+        "source_type": source_type, "doc_id": source_guid, "char_start": start, "char_end": end,
+        "lang": UNDETERMINED, "lang_source": "undetermined",
+        "status": STATUS_EMPTY if empty else STATUS_OK, "status_reason": "text is empty" if empty else "",
+        "flags": "" if codes or source_type == "selection" else "uncoded_source",
+        "gold_theme": codes[0].id if codes else "", "gold_theme_name": codes[0].name if codes else "",
+        "gold_codes": "; ".join(code.id for code in codes), "selection_name": selection_name,
+        "cases": "; ".join(cases),
+    }
+    return row | {f"var_{name}" if name in row else name: value for name, value in values.items()}
+
+
+def _coded(element: ET.Element, codes: dict[str, Code]) -> list[Code]:
+    found = []
+    for coding in _children(element, "Coding"):
+        reference = _child(coding, "CodeRef")
+        code = codes.get(_guid(reference.get("targetGUID")) if reference is not None else "")
+        if code is not None and code not in found:
+            found.append(code)
+    return found
+
+
+def _source_rows(archive, base, source: ET.Element, name: str, codes: dict[str, Code], links: _Links,
+                 where: str) -> list[dict]:
+    guid = _guid(source.get("guid"))
+    where = f"{where}, source {name!r}"
+    selections = _children(source, "PlainTextSelection")
+    text = _source_text(archive, base, source, where)
+    _check_positions(text, selections, where)
+    source_codes = _coded(source, codes)
+    rows = []
+    ordered = sorted(selections, key=lambda s: (int(s.get("startPosition")), int(s.get("endPosition"))))
+    for number, selection in enumerate(ordered, start=1):
+        start, end = int(selection.get("startPosition")), int(selection.get("endPosition"))
+        selection_guid = _guid(selection.get("guid"))
+        cases, values = links.for_ids(guid, selection_guid)
+        rows.append(_row(selection_guid, text[start:end], name, number, "selection", guid, start, end,
+                         _coded(selection, codes) or source_codes, cases, values, selection.get("name", "")))
+    if not selections:
+        cases, values = links.for_ids(guid)
+        rows.append(_row(guid, text, name, 1, "document", guid, 0, len(text), source_codes, cases, values, ""))
+    return rows
+
+
+def _set_languages(notes: pd.DataFrame) -> None:
+    """A valid ``lang`` variable, else detection, else the source's majority, else ``und``."""
+    from analysis.load import normalise_language
+    from analysis.text import detect_language
+
+    given = notes["var_lang"].tolist() if "var_lang" in notes.columns else [""] * len(notes)
+    lang, source = notes["lang"].tolist(), notes["lang_source"].tolist()
+    pending = []
+    for position, (value, status) in enumerate(zip(given, notes["status"])):
+        code = normalise_language(value) if value else None
+        if code:
+            lang[position], source[position] = code, "column"
+        elif status == STATUS_OK:
+            pending.append(position)
+    detected = detect_language([notes["text"].iat[p] for p in pending])
+    for position, (code, _) in zip(pending, detected):
+        if code != UNDETERMINED:
+            lang[position], source[position] = code, "detected"
+    sources = notes["source_file"].tolist()
+    for position in pending:
+        if lang[position] == UNDETERMINED:
+            known = Counter(l for l, s in zip(lang, sources) if s == sources[position] and l in LANGUAGES)
+            if known:
+                lang[position] = min(known, key=lambda code: (-known[code], code))
+                source[position] = "file_majority"
+    notes["lang"], notes["lang_source"] = lang, source
+
+
+def read_qdpx(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a REFI-QDA project: (notes, codes).
+
+    ``notes`` has one row per PlainTextSelection (its text cut from the source's plain text;
+    ``note_id`` is the selection's GUID), plus one row per source without selections. It has
+    the pipeline's core columns, the first code in ``gold_theme`` (as an id, see ``slugify``)
+    with its name in ``gold_theme_name`` and all codes in ``gold_codes``, the names of linked
+    cases in ``cases``, and the variable values of the source and its cases as columns.
+    ``codes`` has guid, id, name, description, parent (name), parent_guid, is_codable, colour.
+    """
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise ExportError(f"{path}: file not found. Give the .qdpx the QDA software exported.") from None
+    except zipfile.BadZipFile:
+        raise ExportError(f"{path}: not a ZIP archive, so not a .qdpx project. Export the project again "
+                          "as REFI-QDA (.qdpx).") from None
+    with archive:
+        member = _project_member(archive, path)
+        where = f"{path}: {member}"
+        project = _parse(archive.read(member), where)
+        if _local(project.tag) != "Project":
+            raise ExportError(f"{where}: the root element is {_local(project.tag)!r}, not 'Project'. "
+                              "Give a REFI-QDA project (.qdpx).")
+        codes = codes_in(_child(project, "CodeBook"))
+        by_guid = {code.guid: code for code in codes}
+        links, variable_names = _links(project)
+        base = PurePosixPath(member).parent
+        rows = [row for source, name in _sources_in(project)
+                for row in _source_rows(archive, base, source, name, by_guid, links, where)]
+    return _notes_frame(rows, variable_names), _codes_frame(codes)
+
+
+def _notes_frame(rows: list[dict], variable_names: list[str]) -> pd.DataFrame:
+    extra = ["gold_theme", "gold_theme_name", "gold_codes", "selection_name", "cases"]
+    attributes = list(dict.fromkeys(key for row in rows for key in row if key not in CORE_COLUMNS
+                                    and key not in extra))
+    notes = pd.DataFrame.from_records(rows, columns=[*CORE_COLUMNS, *extra, *attributes])
+    notes[attributes] = notes[attributes].fillna("")
+    integers = {"source_row", "char_start", "char_end"}
+    notes = notes.astype({c: "int64" if c in integers else "str" for c in notes.columns})
+    if len(notes):
+        _set_languages(notes)
+    return notes.reset_index(drop=True)
+
+
+def _codes_frame(codes: list[Code]) -> pd.DataFrame:
+    names = {code.guid: code.name for code in codes}
+    return pd.DataFrame({
+        "guid": [c.guid for c in codes], "id": [c.id for c in codes], "name": [c.name for c in codes],
+        "description": [c.description for c in codes], "parent": [names.get(c.parent_guid, "") for c in codes],
+        "parent_guid": [c.parent_guid for c in codes], "is_codable": [c.is_codable for c in codes],
+        "colour": [c.colour for c in codes],
+    })
+
+
+def notes_table(notes: pd.DataFrame) -> pd.DataFrame:
+    """The imported notes as a notes file for ``analysis run --notes``: ``note_id``, ``text``,
+    ``lang`` and the attributes, with the source's name and position under non-reserved names."""
+    table = notes.rename(columns={"source_file": "qda_source", "doc_id": "qda_source_guid",
+                                  "char_start": "qda_start", "char_end": "qda_end", "source_type": "qda_unit"})
+    dropped = {"source_row", "lang_source", "status", "status_reason", "flags"}
+    return table[[c for c in table.columns if c not in dropped]]
+
+
+def write_notes_csv(notes: pd.DataFrame, path: str | Path) -> Path:
+    """Write imported notes as a CSV the pipeline reads as notes (text kept exactly as cut)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notes_table(notes).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    return path
+
+
+def _definition(code: Code) -> str:
+    """The code's description without the keyword line this module adds (run output, not meaning)."""
+    description = code.description.split(KEYWORDS_LINE)[0].strip() if KEYWORDS_LINE in code.description \
+        else code.description.strip()
+    return description or code.name
+
+
+def read_qdc(path: str | Path) -> list:
+    """Seed themes from a REFI-QDA codebook (``.qdc``, or the codebook inside a ``.qdpx``).
+
+    Every codable code becomes a seed theme: id slugified from its name (unique, as in
+    ``read_qdpx``), name, and description (the code's description, else its name).
+    """
+    from analysis.themes import SeedFileError, SeedTheme
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeedFileError(f"{path}: codebook not found. Check --seed-themes or [paths] seed_themes.")
+    try:
+        codebook = _codebook_element(path)
+    except ExportError as error:
+        raise SeedFileError(str(error)) from None
+    if codebook is None:
+        raise SeedFileError(f"{path}: no CodeBook element. Give a REFI-QDA codebook (.qdc) or project (.qdpx).")
+    seeds = [SeedTheme(code.id, code.name.strip() or code.id, " ".join(_definition(code).split()))
+             for code in codes_in(codebook) if code.is_codable]
+    if not seeds:
+        raise SeedFileError(f"{path}: the codebook has no codable codes. Add codes or leave out --seed-themes.")
+    return seeds
+
+
+def _codebook_element(path: Path) -> ET.Element | None:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            member = _project_member(archive, path)
+            root = _parse(archive.read(member), f"{path}: {member}")
+        codebook = _child(root, "CodeBook")
+    else:
+        root = _parse(path.read_bytes(), str(path))
+        codebook = root if _local(root.tag) == "CodeBook" else _child(root, "CodeBook")
+    return codebook
+
+
+__all__ = ["write_qdpx", "write_qdc", "read_qdpx", "read_qdc", "write_notes_csv", "notes_table", "slugify",
+           "stable_guid", "source_texts", "project_xml", "codebook_xml", "PROJECT_NS", "CODEBOOK_NS"]
