@@ -39,7 +39,9 @@ $(VENV)/.bench-installed: $(VENV)/.all-installed
 
 benchmark: $(VENV)/.bench-installed ## Time `make run` cold and warm; compare ThemeModel with BERTopic (numbers for benchmarks/README.md)
 	$(BIN)/python benchmarks/run_time.py
-	$(BIN)/python benchmarks/themes.py --time-run
+	$(BIN)/python benchmarks/themes.py --threads 1 --time-run
+	$(BIN)/python benchmarks/themes.py --threads 1 --datasets gold sib_nb sib_sv --seeds 0 1 2 3 4 \
+		--out benchmarks/results/themes_seeds.json
 
 clean-processed: ## Delete everything derived (data/processed), keeping the folder
 	rm -rf data/processed && mkdir -p data/processed

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -39,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -283,7 +281,7 @@ def _write_documents(n_units: int, folder: Path, templates, composer: NoteCompos
 
 # --------------------------------------------------------------------------- measuring
 
-STEPS = ("load", "embed", "themes", "labels", "personas", "evaluate", "write")
+STEPS = ("load", "mask", "embed", "themes", "labels", "personas", "evaluate", "write")
 
 
 def _status_mb(field_name: str) -> float:
@@ -361,6 +359,7 @@ def run_measured(config, out: Path) -> tuple[StepRecorder, dict]:
 
     recorder = StepRecorder()
     recorder.wrap(pipeline, "load_notes", "load")
+    recorder.wrap(pipeline, "mask_personal_data", "mask")
     recorder.wrap(CachedEmbedder, "encode", "embed")
     recorder.wrap(pipeline.ThemeModel, "fit", "themes")
     recorder.wrap(pipeline, "_theme_table", "labels")
@@ -414,12 +413,20 @@ def cached_rows(cache: Path, counted: dict[str, int]) -> int:
     return total
 
 
+def pipeline_texts(config) -> list[str]:
+    """The texts ``pipeline.run`` embeds: the loaded notes with text, after masking."""
+    from analysis.load import load_notes
+    from analysis.personas import load_personas
+    from analysis.pipeline import mask_personal_data, notes_paths_from
+
+    notes = load_notes(notes_paths_from(config), root=config.root)
+    notes, _ = mask_personal_data(notes, config, load_personas(config.resolve(config.paths.personas)))
+    return notes.loc[notes["status"] == "ok", "text"].tolist()
+
+
 def interrupted_embedding(corpus: Path, cache: Path, batch_size: int, share: float = 0.5) -> dict:
     """Embed in a child process and SIGKILL it once ``share`` of the distinct texts are cached."""
-    from analysis.load import load_notes
-
-    notes = load_notes([corpus], root=corpus)
-    distinct = notes.loc[notes["status"] == "ok", "text"].nunique()
+    distinct = len(set(pipeline_texts(benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 0))))
     child = subprocess.Popen([sys.executable, __file__, "--embed-only", str(corpus), "--cache", str(cache),
                               "--batch-size", str(batch_size)], stdout=subprocess.DEVNULL)
     start, counted = time.perf_counter(), {}
@@ -437,13 +444,10 @@ def interrupted_embedding(corpus: Path, cache: Path, batch_size: int, share: flo
 
 def embed_only(corpus: Path, cache: Path, batch_size: int) -> None:
     """The pipeline's embedding step alone (what the interrupted child runs)."""
-    from analysis.load import load_notes
     from analysis.pipeline import build_embedder
 
-    config = benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 5000)
-    notes = load_notes([corpus], root=corpus)
-    texts = notes.loc[notes["status"] == "ok", "text"].tolist()
-    build_embedder(config, progress=False).encode(texts, kind="query")
+    config = benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 0)
+    build_embedder(config, progress=False).encode(pipeline_texts(config), kind="query")
 
 
 # --------------------------------------------------------------------------- main

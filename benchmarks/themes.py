@@ -6,7 +6,7 @@ project's embedding cache):
     inductive (no seed themes), k chosen by modularity, centred on the set's language column
     (and source_type for the corpus), as the pipeline's ``centre_by`` does.
   * ``BERTopic``: its default UMAP + HDBSCAN, ``embedding_model=None``, the vectors passed to
-    ``fit_transform(docs, embeddings)``; UMAP gets ``random_state=0`` so runs repeat. Its outlier
+    ``fit_transform(docs, embeddings)``; UMAP gets a ``random_state`` so runs repeat. Its outlier
     topic -1 counts as one cluster of its own in ARI / AMI / NMI.
   * ``k-means, true k``: a reference that is told the number of gold labels.
 
@@ -14,10 +14,12 @@ Sets (``--datasets``): ``gold`` (corpus notes with a gold_theme), ``corpus`` (ev
 pipeline embeds, scored on the gold notes), ``sib_nb``, ``sib_sv``, ``sib_da``, ``sib_mix``
 (nb+sv+da+en, 4,016 sentences), ``swefaq``, ``argumentation`` (all 1,065 sentences) and
 ``argumentation_procon`` (the 609 pro/con sentences). Wall time is the fit alone; embedding is
-excluded for every method.
+excluded for every method. ``--seeds`` repeats every fit with other random states (UMAP's for
+BERTopic) and reports means; ``--threads 1`` caps BLAS/OpenMP for every method alike.
 
-Run from the project root:
-    .venv/bin/python benchmarks/themes.py [--datasets gold sib_nb ...] [--quick] [--time-run]
+Run from the project root (results and observations: benchmarks/README.md):
+    .venv/bin/python benchmarks/themes.py [--datasets gold sib_nb ...] [--seeds 0 1 2]
+        [--threads 1] [--time-run] [--quick] [--out PATH]
 It prints a Markdown table and the targets, and writes benchmarks/results/themes.json
 (``--quick``: 300 texts per set, written only with an explicit ``--out``).
 """
@@ -134,7 +136,8 @@ def corpus_set(config: Config, gold_only: bool) -> BenchSet:
     """The example corpus as the pipeline sees it: analysable units, lang and source_type."""
     notes = load_notes(notes_paths_from(config), root=config.root)
     if "gold_theme" not in notes.columns:
-        sys.exit(f"{config.root / 'data' / 'raw'}: the notes have no gold_theme column to score against.")
+        sys.exit(f"{[str(p) for p in notes_paths_from(config)]}: no notes file has a gold_theme column "
+                 "to score against. Leave out the gold and corpus sets with --datasets.")
     notes = notes[notes["status"].eq(STATUS_OK)].reset_index(drop=True)
     gold = notes["gold_theme"].fillna("").astype(str).str.strip()
     if gold_only:
@@ -227,7 +230,8 @@ def score(bench: BenchSet, method: str, seed: int, clusters: np.ndarray, seconds
     outlier = "-1" if method == "BERTopic" else UNASSIGNED
     themes = set(clusters) - {outlier}
     return {
-        "dataset": bench.name, "method": method, "seed": seed, "n": int(len(bench.texts)), "n_scored": int(scored.sum()),
+        "dataset": bench.name, "method": method, "seed": seed,
+        "n": int(len(bench.texts)), "n_scored": int(scored.sum()),
         "true_k": int(len(np.unique(bench.labels[scored]))), "n_themes": len(themes),
         "unclustered": round(float(np.mean(clusters == outlier)), 4),
         "ari": metrics["ari"], "ami": metrics["ami"], "nmi": metrics["nmi"], "nmi_lang": metrics["nmi_lang"],
@@ -405,14 +409,14 @@ def main(argv=None) -> None:
     unknown = [n for n in names if n not in loaders]
     if unknown:
         sys.exit(f"--datasets: unknown set(s) {unknown}; choose from {list(loaders)}.")
+    benches = [loaders[name]() for name in names]  # a missing file stops the run before any fit
+    if args.quick:
+        benches = [bench.subset(QUICK_SIZE, RANDOM_STATE) for bench in benches]
     embedder = build_embedder(config, progress=True)
     load_before = os.getloadavg()
     jit_seconds = warm_up_bertopic() if "BERTopic" in args.methods else None
     rows = []
-    for name in names:
-        bench = loaders[name]()
-        if args.quick:
-            bench = bench.subset(QUICK_SIZE, RANDOM_STATE)
+    for bench in benches:
         vectors = embedder.encode(bench.texts, kind="query")
         rows.extend(run_set(bench, vectors, config, args.methods, args.seeds, args.threads))
     run_seconds = time_warm_run(args.config, args.threads) if args.time_run and not args.quick else None
@@ -420,14 +424,16 @@ def main(argv=None) -> None:
     checks = targets(summary, run_seconds, jit_seconds)
     print(markdown_table(summary))
     print()
+    verdicts = {True: "met", False: "not met", None: "not measured"}
     for check in checks:
-        print(f"- {check['target']}: {check['value']} -> {'met' if check['met'] else 'not met' if check['met'] is False else 'not measured'}")
+        print(f"- {check['target']}: {check['value']} -> {verdicts[check['met']]}")
     result = {
         "date": date.today().isoformat(), "machine": machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "command": "python benchmarks/themes.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "embedder": embedder.identity, "versions": package_versions(), "quick": args.quick, "threads": args.threads,
+        "embedder": embedder.identity, "versions": package_versions(),
+        "quick": args.quick, "threads": args.threads,
         "bertopic_import_and_jit_seconds": None if jit_seconds is None else round(jit_seconds, 2),
         "analysis_run_seconds": run_seconds, "seeds": args.seeds, "summary": summary, "targets": checks,
         "results": rows,

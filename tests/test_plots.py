@@ -3,6 +3,7 @@
 import warnings
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -101,3 +102,145 @@ def test_persona_figures_for_a_run(table, quotes):
     assert set(figures) == {"theme_persona_heatmap", "persona_theme_flow", "persona_top_themes_edel",
                             "persona_top_themes_knut"}
     assert all(figure.axes[0].get_title() for figure in figures.values())
+
+
+# --------------------------------------------------------------------------- readability: the figures the notebooks add
+
+
+def _drawn_extent(figure: Figure, artist):
+    figure.canvas.draw()
+    return artist.get_window_extent()
+
+
+def _legend_outside_axes(figure: Figure) -> bool:
+    """True when the axes' legend box does not overlap the axes' data area."""
+    ax = figure.axes[0]
+    legend = ax.get_legend()
+    axes_box, legend_box = _drawn_extent(figure, ax), _drawn_extent(figure, legend)
+    return not axes_box.overlaps(legend_box)
+
+
+@pytest.fixture()
+def site_table():
+    counts = pd.DataFrame([[40, 2], [5, 30], [20, 10]], index=["fast_team", "övergång", "dagplan"],
+                          columns=["baerum", "mariestad"])
+    counts.index.name, counts.columns.name = "theme_id", "site"
+    return cell_statistics(counts)
+
+
+def test_theme_map_names_its_projection_and_keeps_the_legend_off_the_points(tmp_path):
+    from analysis.plots import CATEGORY_MARKERS, theme_map
+
+    rng = np.random.default_rng(0)
+    themes = np.array(["fast_team"] * 10 + ["dagplan"] * 10 + ["övergång"] * 10 + [""] * 3)
+    coordinates = rng.normal(size=(len(themes), 2))
+    figure = theme_map(coordinates, themes, "pca", theme_labels=THEMES)
+    _save(figure, tmp_path / "map.png")
+    ax = figure.axes[0]
+    assert ax.get_title() == "Notes coloured by theme: 2-D PCA of the centred embeddings"
+    assert ax.get_xlabel() == "PCA 1"
+    assert "UMAP" in theme_map(coordinates, themes, "umap").axes[0].get_title()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "Övergång med känd personal" in labels and labels[-1] == "unassigned"
+    assert _legend_outside_axes(figure)
+    # Categories differ in shape as well as colour (readable without colour vision).
+    markers = {collection.get_paths()[0].vertices.tobytes() for collection in ax.collections[:3]}
+    assert len(markers) == 3 and len(CATEGORY_MARKERS) >= 3
+    with pytest.raises(ValueError, match="'pca' or 'umap'"):
+        theme_map(coordinates, themes, "tsne")
+    with pytest.raises(ValueError, match="one \\(x, y\\) pair per note"):
+        theme_map(coordinates[:5], themes, "pca")
+
+
+def test_note_length_histogram(tmp_path):
+    from analysis.plots import note_length_histogram
+
+    lengths = pd.DataFrame({"source_type": ["note"] * 6 + ["interview"] * 4,
+                            "words": [2, 3, 5, 8, 9, 12, 15, 22, 30, 41], "chars": range(10)})
+    figure = note_length_histogram(lengths)
+    _save(figure, tmp_path / "lengths.png")
+    assert figure.axes[0].get_title() == "Length of the notes in words, by source type"
+    assert {t.get_text() for t in figure.axes[0].get_legend().get_texts()} == {"interview (n = 4)", "note (n = 6)"}
+    assert _legend_outside_axes(figure)
+
+
+def test_theme_shares_by_group(site_table, tmp_path):
+    from analysis.plots import theme_shares_by_group
+
+    figure = theme_shares_by_group(site_table, group="site", theme_labels=THEMES,
+                                   group_labels={"baerum": "Bærum", "mariestad": "Mariestad"})
+    _save(figure, tmp_path / "sites.png")
+    ax = figure.axes[0]
+    assert ax.get_title().startswith("Theme shares within each site")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Bærum", "Mariestad"]
+    assert "Övergång med känd personal" in [label.get_text() for label in ax.get_yticklabels()]
+    assert "▲" in _texts(figure) and "▼" in _texts(figure)
+    assert _legend_outside_axes(figure)
+
+
+def test_k_selection_curve_has_whole_numbers_of_themes_and_an_outside_legend(tmp_path):
+    from analysis.plots import k_selection_curve
+
+    table = pd.DataFrame({"k": range(2, 9), "modularity": [0.2, 0.3, 0.35, 0.33, 0.3, 0.28, 0.25]})
+    table["chosen"] = table["k"] == 4
+    figure = k_selection_curve(table)
+    _save(figure, tmp_path / "k.png")
+    ax = figure.axes[0]
+    assert ax.get_title() == "Choosing the number of themes: modularity across k"
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())
+    assert "chosen: k = 4" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert _legend_outside_axes(figure)
+
+
+def test_theme_sizes_title_and_legend(tmp_path):
+    from analysis.plots import theme_sizes
+
+    themes = pd.DataFrame({"theme_id": ["fast_team", "new_01"], "label": ["Faste team", "måltid / mat"],
+                           "kind": ["seed", "new"], "size": [12, 5]})
+    figure = theme_sizes(themes)
+    _save(figure, tmp_path / "sizes.png")
+    assert figure.axes[0].get_title() == "Notes per theme (seed themes and new candidate themes)"
+    assert _legend_outside_axes(figure)
+
+
+def test_colour_maps_are_colour_blind_safe(table):
+    from analysis.plots import CATEGORY_COLOURS, OKABE_ITO
+
+    assert theme_persona_heatmap(table).axes[0].images[0].cmap.name == "cividis"
+    assert theme_persona_heatmap(table, value="std_residual").axes[0].images[0].cmap.name == "PuOr"
+    assert set(CATEGORY_COLOURS) == set(OKABE_ITO)
+    assert CATEGORY_COLOURS[-1] == "#F0E442"  # pale yellow only when seven colours are used up
+
+
+def test_heatmap_legend_sits_below_the_cells(table):
+    figure = theme_persona_heatmap(table, theme_labels=THEMES)
+    ax = figure.axes[0]
+    axes_box, legend_box = _drawn_extent(figure, ax), _drawn_extent(figure, ax.get_legend())
+    assert legend_box.y1 <= axes_box.y0
+
+
+def test_flow_bands_avoid_pale_yellow_for_the_first_personas():
+    counts = pd.DataFrame([[5, 1, 2, 4, 9], [3, 6, 1, 2, 8]], index=["fast_team", "dagplan"],
+                          columns=["edel", "elias", "knut", "roald", "none"])
+    counts.index.name, counts.columns.name = "theme_id", "persona_id"
+    flow = persona_theme_flow(cell_statistics(counts).rename(columns={"share_within_persona_id": "share_within_persona",
+                                                                     "share_within_theme_id": "share_within_theme"}))
+    colours = {matplotlib.colors.to_hex(patch.get_facecolor()) for patch in flow.axes[0].patches}
+    assert "#f0e442" not in colours
+
+
+def test_save_creates_the_folder(table, tmp_path):
+    from analysis.plots import save
+
+    path = save(theme_persona_heatmap(table), tmp_path / "figures" / "notebooks" / "heatmap.png")
+    assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_emoji_in_quotes_are_dropped_not_drawn_as_boxes(table, tmp_path):
+    from analysis.plots import drawable
+
+    assert drawable("Takk for i dag 🙂 – æøå äö ▲") == "Takk for i dag  – æøå äö ▲"
+    quotes = pd.DataFrame({"theme_id": ["fast_team"], "note_id": ["B1-134"], "text": ["Takk for i dag 🙂 Kjente fjes!"]})
+    figure = persona_top_themes(table, quotes, "edel", persona_name="Edel", theme_labels=THEMES)
+    _save(figure, tmp_path / "emoji.png")  # fails on a missing-glyph warning
+    assert "«Takk for i dag Kjente fjes!» (B1-134)" in _texts(figure)

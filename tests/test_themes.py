@@ -14,16 +14,19 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.config import ThemesConfig
+from analysis.lexical import seed_lexical_scores
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
 from analysis.themes import (
     SeedFileError,
     ThemeModel,
     choose_k,
+    clearest_share,
     knn_graph,
     load_seed_themes,
     modularity,
     seed_prototypes,
     spectral_embedding,
+    view_agreement,
 )
 
 SEED_FILE = Path(__file__).parent / "fixtures" / "themes" / "seed_themes.yml"
@@ -50,9 +53,15 @@ def _fit(vectors, groups, **params):
     return ThemeModel(centre_by=("lang",), **params).fit(vectors, groups=groups)
 
 
-def _fit_seeded(vectors, groups, seed_vectors, seed_ids, **params):
+def _fit_seeded(vectors, groups, seed_vectors, seed_ids, seed_lexical=None, **params):
     params = {"seed_threshold": 0.12, "centre_by": ("lang",), **params}
-    return ThemeModel(**params).fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids)
+    return ThemeModel(**params).fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids,
+                                    seed_lexical=seed_lexical)
+
+
+@pytest.fixture(scope="module")
+def topic_lexical(topic_notes, seeds):
+    return seed_lexical_scores(topic_notes["text"].tolist(), topic_notes["lang"].tolist(), seeds)
 
 
 # --------------------------------------------------------------------------- seed file
@@ -172,12 +181,23 @@ def _with_off_topic(topic_notes, topic_vectors, e5):
     return np.vstack([topic_vectors, extra]), groups
 
 
+def _off_topic_lexical(topic_notes, seeds):
+    texts = topic_notes["text"].tolist() + [text for _, _, text in OFF_TOPIC]
+    langs = topic_notes["lang"].tolist() + [lang for _, lang, _ in OFF_TOPIC]
+    return seed_lexical_scores(texts, langs, seeds)
+
+
 @pytest.fixture(scope="module")
 def fitted_variants(topic_notes, topic_vectors, lang, seeds, seed_vectors, e5):
     """Models fitted in several ways, for properties every fit must have."""
     vectors, groups = _with_off_topic(topic_notes, topic_vectors, e5)
     ids = [s.id for s in seeds]
+    lexical = _off_topic_lexical(topic_notes, seeds)
+    default = ThemesConfig().seed_threshold
     return {
+        "seeded_lexical": _fit_seeded(vectors, groups, seed_vectors, ids, lexical, seed_threshold=default),
+        "three_seeds_lexical": _fit_seeded(vectors, groups, seed_vectors[:3], ids[:3],
+                                           [view[:, :3] for view in lexical], seed_threshold=default),
         "inductive": _fit(vectors, groups),
         "inductive_big_min_size": _fit(vectors, groups, min_theme_size=12),
         "seeded": _fit_seeded(vectors, groups, seed_vectors, ids),
@@ -187,7 +207,8 @@ def fitted_variants(topic_notes, topic_vectors, lang, seeds, seed_vectors, e5):
     }
 
 
-VARIANTS = ["inductive", "inductive_big_min_size", "seeded", "three_seeds", "strict_seeds", "wide_secondary"]
+VARIANTS = ["inductive", "inductive_big_min_size", "seeded", "three_seeds", "strict_seeds", "wide_secondary",
+            "seeded_lexical", "three_seeds_lexical"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -225,11 +246,137 @@ def test_some_variants_exercise_unassigned_and_secondary(fitted_variants):
     assert (fitted_variants["wide_secondary"].secondary_ != "").any()
 
 
-def test_off_topic_notes_stay_unassigned_with_the_closest_seed_named(fitted_variants, seeds):
-    model = fitted_variants["seeded"]
+@pytest.mark.parametrize("variant", ["seeded", "seeded_lexical"])
+def test_off_topic_notes_stay_unassigned_with_the_closest_seed_named(fitted_variants, seeds, variant):
+    model = fitted_variants[variant]
+    assert (model.status_ == STATUS_UNASSIGNED).sum() == len(OFF_TOPIC)
     for reason in model.reason_[-len(OFF_TOPIC):]:
-        assert "below the threshold 0.12" in reason
+        assert f"below the threshold {model.seed_threshold:.2f}" in reason
         assert any(f"closest seed theme {s.id} " in reason for s in seeds)
+
+
+def test_lexical_evidence_widens_the_gap_between_on_and_off_topic_notes(fitted_variants):
+    # Both scores are on the cosine scale; the off-topic notes share no words with any seed.
+    gaps = {}
+    for variant in ("seeded", "seeded_lexical"):
+        scores = fitted_variants[variant].scores_
+        gaps[variant] = scores[:-len(OFF_TOPIC)].min() - scores[-len(OFF_TOPIC):].max()
+    assert gaps["seeded"] > 0
+    assert gaps["seeded_lexical"] > 2 * gaps["seeded"]
+
+
+# --------------------------------------------------------------------------- lexical evidence
+
+
+def test_lexical_views_that_agree_with_the_embedding_get_weight(fitted_variants, topic_notes):
+    model = fitted_variants["seeded_lexical"]
+    assert len(model.lexical_weights_) == 2
+    assert all(0.3 <= weight <= 1 for weight in model.lexical_weights_)
+    assert model.lexical_unit_ > 0
+    topics = topic_notes["topic"].to_numpy()
+    assert (model.labels_[:len(topics)] == topics).mean() >= 0.9
+
+
+def test_a_view_unrelated_to_the_seeds_gets_almost_no_weight(topic_notes, topic_vectors, lang, seeds, seed_vectors):
+    ids = [s.id for s in seeds]
+    noise = np.random.default_rng(0).random((len(topic_vectors), len(seeds)))
+    plain = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
+    noisy = _fit_seeded(topic_vectors, lang, seed_vectors, ids, [noise])
+    assert noisy.lexical_weights_[0] < 0.15
+    assert (noisy.labels_ == plain.labels_).mean() >= 0.95
+
+
+def test_a_silent_view_gets_no_weight_and_changes_nothing(topic_vectors, lang, seeds, seed_vectors):
+    ids = [s.id for s in seeds]
+    silent = np.zeros((len(topic_vectors), len(seeds)))
+    plain = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
+    model = _fit_seeded(topic_vectors, lang, seed_vectors, ids, [silent])
+    assert model.lexical_weights_ == [0.0]
+    assert list(model.labels_) == list(plain.labels_) and np.allclose(model.scores_, plain.scores_)
+
+
+def test_weight_zero_is_the_embedding_alone(topic_vectors, lang, seeds, seed_vectors, topic_lexical):
+    ids = [s.id for s in seeds]
+    plain = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
+    off = _fit_seeded(topic_vectors, lang, seed_vectors, ids, topic_lexical, lexical_weight=0)
+    assert list(off.labels_) == list(plain.labels_) and np.allclose(off.scores_, plain.scores_)
+
+
+def test_seed_scores_include_the_lexical_evidence(topic_vectors, lang, seeds, seed_vectors, topic_lexical):
+    ids = [s.id for s in seeds]
+    model = _fit_seeded(topic_vectors, lang, seed_vectors, ids, topic_lexical)
+    cosines = model.transform(topic_vectors, lang)[:, :len(ids)]
+    evidence = sum(w * (view - mean) / sd for view, w, (mean, sd)
+                   in zip(topic_lexical, model.lexical_weights_, model.lexical_scale_))
+    scores = cosines + model.lexical_unit_ * evidence
+    assigned = np.flatnonzero(model.status_ == STATUS_ASSIGNED)
+    assert len(assigned) >= 0.9 * len(topic_vectors)
+    own = [ids.index(label) for label in model.labels_[assigned]]
+    assert np.allclose(model.scores_[assigned], scores[assigned, own])
+    assert (scores[assigned].argmax(axis=1) == own).all()
+    assert not np.allclose(model.scores_[assigned], cosines[assigned, own])
+
+
+def test_lexical_evidence_decides_between_two_close_seeds(topic_vectors, lang, seeds, seed_vectors):
+    # The note the embedding places most narrowly shares words with its runner-up seed only.
+    ids = [s.id for s in seeds]
+    plain = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
+    cosines = plain.transform(topic_vectors, lang)[:, :len(ids)]
+    ordered = np.sort(cosines, axis=1)
+    narrow = int(np.argmin(ordered[:, -1] - ordered[:, -2]))
+    runner_up = int(np.argsort(cosines[narrow])[-2])
+    view = np.zeros_like(cosines)
+    view[narrow, runner_up] = 1.0
+    model = _fit_seeded(topic_vectors, lang, seed_vectors, ids, [view], lexical_weight=1.0)
+    assert plain.labels_[narrow] != ids[runner_up] and model.labels_[narrow] == ids[runner_up]
+    both = (model.status_ == STATUS_ASSIGNED) & (plain.status_ == STATUS_ASSIGNED)
+    both[narrow] = False
+    assert both.sum() >= len(ids) * 8 and (model.labels_[both] == plain.labels_[both]).all()
+
+
+def test_a_missing_topic_becomes_a_new_theme_with_lexical_evidence(topic_notes, topic_vectors, lang, seeds,
+                                                                   seed_vectors, topic_lexical):
+    model = _fit_seeded(topic_vectors, lang, seed_vectors[:3], [s.id for s in seeds[:3]],
+                        [view[:, :3] for view in topic_lexical], seed_threshold=ThemesConfig().seed_threshold)
+    volunteering = topic_notes["topic"].eq("volunteering").to_numpy()
+    assert (model.status_[volunteering] == STATUS_NEW_THEME).mean() >= 0.7
+    # At most one is absorbed: "... bingo for beboerne" shares "beboerne" with the medication seed.
+    assert (model.status_[volunteering] == STATUS_ASSIGNED).sum() <= 1
+    assert (model.status_[~volunteering] == STATUS_ASSIGNED).mean() >= 0.9
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"seed_lexical": [np.zeros((3, 4))]}, r"seed_lexical\[0\] has shape \(3, 4\); expected .*\(40, 4\)"),
+    ({"seed_lexical": [np.full((40, 4), np.nan)]}, r"seed_lexical\[0\] .*finite"),
+    ({"lexical_weight": "loud"}, "lexical_weight must be 'agreement' or a number"),
+    ({"refine_share": 0}, r"refine_share must be in \(0, 1\]"),
+])
+def test_bad_lexical_input_is_named(topic_vectors, lang, seeds, seed_vectors, kwargs, message):
+    ids = [s.id for s in seeds]
+    params = {k: v for k, v in kwargs.items() if k != "seed_lexical"}
+    with pytest.raises(ValueError, match=message):
+        _fit_seeded(topic_vectors, lang, seed_vectors, ids, kwargs.get("seed_lexical"), **params)
+
+
+def test_lexical_evidence_needs_seed_themes(topic_vectors, lang):
+    with pytest.raises(ValueError, match="pass seed_vectors"):
+        ThemeModel(centre_by=("lang",)).fit(topic_vectors, groups=lang, seed_lexical=[np.zeros((40, 4))])
+
+
+def test_view_agreement_is_kappa_floored_at_zero():
+    best = np.array([0, 1, 2, 0, 1, 2])
+    assert view_agreement(best, np.eye(3)[best]) == pytest.approx(1.0)
+    assert view_agreement(best, np.zeros((6, 3))) == 0.0
+    assert view_agreement(best, np.eye(3)[(best + 1) % 3]) == 0.0
+
+
+def test_clearest_share_keeps_the_largest_leads_of_each_seed():
+    scores = np.array([[0.9, 0.1], [0.6, 0.5], [0.7, 0.2], [0.2, 0.8], [0.45, 0.55]])
+    assert clearest_share(scores, 1.0).all()
+    assert clearest_share(scores, 0.5).tolist() == [True, False, True, True, False]
+    assert clearest_share(scores, 0.01).tolist() == [True, False, False, True, False]
+    ties = np.array([[0.5, 0.1], [0.5, 0.1], [0.2, 0.1]])
+    assert clearest_share(ties, 0.34).tolist() == [True, True, False]
 
 
 # --------------------------------------------------------------------------- determinism and persistence
@@ -244,6 +391,33 @@ def test_same_labels_per_note_in_any_row_order(topic_vectors, lang, seeds, seed_
     seeded = _fit_seeded(topic_vectors, lang, seed_vectors, ids)
     seeded_permuted = _fit_seeded(topic_vectors[order], lang.iloc[order], seed_vectors, ids)
     assert (seeded_permuted.labels_ == seeded.labels_[order]).all()
+
+
+def test_same_labels_and_scores_with_lexical_evidence_in_any_row_order(topic_notes, topic_vectors, lang, seeds,
+                                                                     seed_vectors, topic_lexical):
+    order = np.random.default_rng(11).permutation(len(topic_vectors))
+    ids = [s.id for s in seeds]
+    params = {"seed_threshold": ThemesConfig().seed_threshold}
+    first = _fit_seeded(topic_vectors, lang, seed_vectors, ids, topic_lexical, **params)
+    lexical = seed_lexical_scores(topic_notes["text"].iloc[order].tolist(), topic_notes["lang"].iloc[order].tolist(),
+                                  seeds)
+    second = _fit_seeded(topic_vectors[order], lang.iloc[order], seed_vectors, ids, lexical, **params)
+    assert list(second.labels_) == list(first.labels_[order])
+    assert list(second.reason_) == list(first.reason_[order])
+    assert np.allclose(second.scores_, first.scores_[order], rtol=0, atol=1e-9)
+
+
+def test_large_path_extends_the_lexical_rule_to_every_note(topic_vectors, lang, seeds, seed_vectors,
+                                                           topic_lexical):
+    ids = [s.id for s in seeds]
+    large = _fit_seeded(topic_vectors, lang, seed_vectors, ids, topic_lexical, max_fit_notes=24, seed_threshold=0.3)
+    sample = large.fit_sample_
+    small = _fit_seeded(topic_vectors[sample], lang.iloc[sample], seed_vectors, ids,
+                        [view[sample] for view in topic_lexical], max_fit_notes=None, seed_threshold=0.3)
+    assert list(small.labels_) == list(large.labels_[sample])
+    assert list(small.reason_) == list(large.reason_[sample])
+    assert np.allclose(small.scores_, large.scores_[sample])
+    assert large.lexical_weights_ == small.lexical_weights_
 
 
 def test_refitting_gives_identical_results(topic_vectors, lang):

@@ -50,7 +50,7 @@ def _log_masked(config=None) -> None:
     """Log warnings to stderr, with personal data masked whatever the config says."""
     from analysis.privacy import Masker, MaskingFilter
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
     masker = Masker.from_config(config.privacy) if config is not None else Masker()
     for handler in logging.getLogger().handlers:
         for old in [f for f in handler.filters if isinstance(f, MaskingFilter)]:

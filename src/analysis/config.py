@@ -41,7 +41,7 @@ class ThemesConfig:
     min_k: int = 2
     max_k: int = 20
     centre_by: tuple[str, ...] = ("lang", "source_type")
-    seed_threshold: float = 0.12
+    seed_threshold: float = 0.08
     secondary_margin: float = 0.02
     min_theme_size: int = 3
     n_keywords: int = 8

@@ -210,38 +210,47 @@ def assignment_agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
 
 
 def theme_fit_inputs(result, embedder=None) -> dict:
-    """What a run's ThemeModel was fitted on besides the vectors: ``groups``, ``seed_vectors``, ``seed_ids``.
+    """What a run's ThemeModel was fitted on besides the vectors.
+
+    ``groups`` (the ``centre_by`` columns), ``seed_vectors``, ``seed_ids`` and ``seed_lexical``
+    (the notes' word and character overlap with each seed theme), as ``pipeline.run`` passes them.
 
     Pass the result to ``stability_across_seeds``/``bootstrap_stability`` as
     ``**theme_fit_inputs(result, embedder)`` with ``result.vectors``. A run with seed themes
     needs the embedder (``pipeline.build_embedder(config)``) to rebuild the seed prototypes.
     """
     from analysis.explore import centre_groups
+    from analysis.lexical import seed_lexical_scores
     from analysis.themes import seed_prototypes
 
-    if result.seeds and embedder is None:
+    if not result.seeds:
+        return {"groups": centre_groups(result), "seed_vectors": None, "seed_ids": None, "seed_lexical": None}
+    if embedder is None:
         raise ValueError("This run used seed themes; pass embedder=pipeline.build_embedder(config) so that "
                          "their prototypes can be rebuilt.")
+    analysable = result.notes[result.notes["status"].eq(STATUS_OK)]
     return {"groups": centre_groups(result),
-            "seed_vectors": seed_prototypes(result.seeds, embedder) if result.seeds else None,
-            "seed_ids": [seed.id for seed in result.seeds] or None}
+            "seed_vectors": seed_prototypes(result.seeds, embedder),
+            "seed_ids": [seed.id for seed in result.seeds],
+            "seed_lexical": seed_lexical_scores(analysable["text"].tolist(), analysable["lang"].tolist(),
+                                                result.seeds)}
 
 
-def _fitted_labels(model, vectors, groups, seed_vectors, seed_ids, random_state=None) -> np.ndarray:
+def _fitted_labels(model, vectors, groups, seed_vectors, seed_ids, seed_lexical=None,
+                   random_state=None) -> np.ndarray:
     from sklearn.base import clone
 
     fitted = clone(model)
     if random_state is not None:
         fitted.set_params(random_state=random_state)
-    fitted.fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids)
+    fitted.fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=seed_ids, seed_lexical=seed_lexical)
     labels = np.asarray(fitted.labels_, dtype=object).astype(str)
     return np.where(labels == "", UNASSIGNED, labels)
 
 
-def _draw_states(random_state, n: int) -> list[int]:
-    from sklearn.utils import check_random_state
-
-    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n).tolist()
+def _run_states(random_state: int, n: int) -> list[int]:
+    """The configured state and the next ones: run 1 is the configured analysis itself."""
+    return [int(random_state) + i for i in range(n)]
 
 
 def _n_themes(labels: np.ndarray) -> int:
@@ -249,18 +258,20 @@ def _n_themes(labels: np.ndarray) -> int:
 
 
 def stability_across_seeds(model, vectors, *, groups: pd.DataFrame | None = None, seed_vectors=None,
-                           seed_ids=None, n_runs: int = 3, random_state=0) -> pd.DataFrame:
+                           seed_ids=None, seed_lexical=None, n_runs: int = 3, random_state=0) -> pd.DataFrame:
     """Refit ``model`` with ``n_runs`` random states and compare every pair of runs (ARI).
 
-    The states are drawn from ``random_state``, so the table is the same on every call. One
-    row per pair: ``run_a``, ``run_b``, their random states and numbers of themes, and ``ari``
-    (1.0: the same partition; about 0: no more alike than chance). Unassigned notes form one group.
+    The runs use ``random_state``, ``random_state + 1``, …, so run 1 is the configured analysis
+    and the table is the same on every call. One row per pair: ``run_a``, ``run_b``, their random
+    states and numbers of themes, and ``ari`` (1.0: the same partition; about 0: no more alike
+    than chance). Unassigned notes form one group.
     """
     if n_runs < 2:
         raise ValueError(f"n_runs must be at least 2 to compare runs, got {n_runs}.")
     vectors = np.asarray(vectors)
-    states = _draw_states(random_state, n_runs)
-    labels = [_fitted_labels(model, vectors, groups, seed_vectors, seed_ids, state) for state in states]
+    states = _run_states(random_state, n_runs)
+    labels = [_fitted_labels(model, vectors, groups, seed_vectors, seed_ids, seed_lexical, state)
+              for state in states]
     rows = [{"run_a": i + 1, "run_b": j + 1, "random_state_a": states[i], "random_state_b": states[j],
              "themes_a": _n_themes(labels[i]), "themes_b": _n_themes(labels[j]),
              "ari": _round(adjusted_rand_score(labels[i], labels[j]))}
@@ -269,33 +280,36 @@ def stability_across_seeds(model, vectors, *, groups: pd.DataFrame | None = None
 
 
 def bootstrap_stability(model, vectors, *, groups: pd.DataFrame | None = None, seed_vectors=None,
-                        seed_ids=None, n_resamples: int = 3, random_state=0,
+                        seed_ids=None, seed_lexical=None, n_resamples: int = 3, random_state=0,
                         reference_labels=None) -> pd.DataFrame:
     """Refit ``model`` on bootstrap resamples of the notes and compare each with the full fit (ARI).
 
     Each resample draws as many notes as there are, with replacement (so about 63 % distinct
-    notes), with indices drawn from ``random_state``; the model keeps its own random state, so
+    notes), with indices drawn from a generator seeded with ``random_state``; the model keeps its
+    own random state, so
     only the data vary. The comparison is over the distinct notes drawn, against
     ``reference_labels`` (the full fit's ``labels_``; fitted here when not given). One row per
-    resample: ``resample``, ``distinct_notes``, ``themes``, ``ari``.
+    resample: ``resample``, ``distinct_notes``, ``themes``, ``ari``. Per-note inputs (``groups``,
+    ``seed_lexical``) are resampled with the vectors.
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}.")
     vectors = np.asarray(vectors)
     if reference_labels is None:
-        reference = _fitted_labels(model, vectors, groups, seed_vectors, seed_ids)
+        reference = _fitted_labels(model, vectors, groups, seed_vectors, seed_ids, seed_lexical)
     else:
         reference = np.asarray(reference_labels, dtype=object).astype(str)
         reference = np.where(reference == "", UNASSIGNED, reference)
     if len(reference) != len(vectors):
         raise ValueError(f"reference_labels has {len(reference)} labels for {len(vectors)} notes; pass the "
                          "labels_ of a model fitted on exactly these vectors.")
-    generator = np.random.default_rng(_draw_states(random_state, 1)[0])
+    generator = np.random.default_rng(random_state)
     rows = []
     for resample in range(1, n_resamples + 1):
         drawn = generator.integers(0, len(vectors), size=len(vectors))
         sample_groups = groups.iloc[drawn].reset_index(drop=True) if groups is not None else None
-        labels = _fitted_labels(model, vectors[drawn], sample_groups, seed_vectors, seed_ids)
+        sample_lexical = [np.asarray(view)[drawn] for view in seed_lexical] if seed_lexical is not None else None
+        labels = _fitted_labels(model, vectors[drawn], sample_groups, seed_vectors, seed_ids, sample_lexical)
         distinct, first = np.unique(drawn, return_index=True)
         rows.append({"resample": resample, "distinct_notes": int(len(distinct)), "themes": _n_themes(labels),
                      "ari": _round(adjusted_rand_score(reference[distinct], labels[first]))})

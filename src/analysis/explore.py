@@ -46,27 +46,21 @@ LANGUAGE_SOURCES = {
 }
 
 _EMAIL = re.compile(r"@")
-_PHONE_CANDIDATE = re.compile(r"\+?\d[\d\s\-/().]{5,}\d")
+#: A phone-like number: 8 or more digits, with at most one space, dash, dot or slash between
+#: two digits ("0501-123456", "+47 912 34 567", "98765432"), not part of a longer word.
+_PHONE = re.compile(r"(?<![\w+])\+?\d(?:[ \-./]?\d){7,}(?!\w)")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-#: A run of digits this long (ignoring spaces, dashes, brackets) is treated as a phone number.
-PHONE_DIGITS = 8
 
 
 # --------------------------------------------------------------------------- privacy guard
 
 
 def has_contact_details(text: str) -> bool:
-    """True when the text holds an '@' or a phone-like number (>= 8 digits, not an ISO date)."""
+    """True when the text holds an '@' or a phone-like number (8+ digits, not an ISO date)."""
     text = text if isinstance(text, str) else ""
     if _EMAIL.search(text):
         return True
-    for match in _PHONE_CANDIDATE.finditer(text):
-        candidate = match.group()
-        if _ISO_DATE.fullmatch(candidate.strip()):
-            continue
-        if sum(ch.isdigit() for ch in candidate) >= PHONE_DIGITS:
-            return True
-    return False
+    return any(not _ISO_DATE.fullmatch(match.group()) for match in _PHONE.finditer(text))
 
 
 def withhold_contact_details(frame: pd.DataFrame, columns: Sequence[str] = ("text",)) -> pd.DataFrame:

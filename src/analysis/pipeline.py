@@ -22,11 +22,13 @@ from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
+from analysis.export import write_csv
 from analysis.manifest import Verification, compare, read_manifest, write_manifest
 from analysis.overrides import apply_overrides, load_overrides
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
+from analysis.lexical import seed_lexical_scores
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,10 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     model = theme_model_from_config(config)
     groups = notes.loc[analysable, [c for c in config.themes.centre_by if c in notes.columns]]
     if analysable.any():
+        # The seeds' own words in the notes: evidence the model weighs by its agreement with the embedding.
+        seed_lexical = seed_lexical_scores(texts, notes.loc[analysable, "lang"].tolist(), seeds) if seeds else None
         model.fit(vectors, groups=groups, seed_vectors=seed_vectors,
-                  seed_ids=[s.id for s in seeds] or None)
+                  seed_ids=[s.id for s in seeds] or None, seed_lexical=seed_lexical)
 
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
@@ -313,8 +317,8 @@ def _json_default(value):
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(path, index=False, lineterminator="\n")
-    return path
+    # A note starting with =, +, - or @ must never become a spreadsheet formula.
+    return write_csv(frame, path)
 
 
 def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 
 import matplotlib as mpl
@@ -190,8 +191,21 @@ def persona_theme_flow(table: pd.DataFrame, ax=None, include_none: bool = False,
 # --------------------------------------------------------------------------- one persona
 
 
+@cache
+def _font_characters() -> frozenset[int]:
+    """Code points DejaVu Sans can draw (Latin with æøåäö, arrows, ▲▼; no emoji)."""
+    from matplotlib import font_manager, ft2font
+
+    return frozenset(ft2font.FT2Font(font_manager.findfont(FONT["font.family"])).get_charmap())
+
+
+def drawable(text: str) -> str:
+    """``text`` without the characters the figure font lacks (emoji in notes), which would print as boxes."""
+    return "".join(ch for ch in str(text) if ch.isspace() or ord(ch) in _font_characters())
+
+
 def _wrapped(text: str, width: int, max_lines: int) -> str:
-    lines = textwrap.wrap(" ".join(str(text).split()), width=width, max_lines=max_lines, placeholder=" …")
+    lines = textwrap.wrap(" ".join(drawable(text).split()), width=width, max_lines=max_lines, placeholder=" …")
     return "\n".join(lines)
 
 

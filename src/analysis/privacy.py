@@ -293,16 +293,18 @@ def mask_frame(frame: pd.DataFrame, masker: Masker, *, columns: Sequence[str] = 
         raise KeyError(f"mask_frame: the notes table has no column(s) {missing}; it has "
                        f"{list(frame.columns)}. Pass columns=/id_column= with the text and id columns.")
     location = [column for column in _LOCATION_COLUMNS if column in frame.columns]
+    # Looked up once: frame.at per cell copies the frame's attrs each time, which made
+    # masking quadratic in the number of notes (benchmarks/scale.py).
+    places = frame[[id_column, *location]].to_dict("records")
     masked, rows = frame.copy(), []
     for column in columns:
         texts = []
-        for index, value in frame[column].items():
+        for place, value in zip(places, frame[column].tolist()):
             if not isinstance(value, str):
                 texts.append(value)
                 continue
             result = masker.mask(value)
             texts.append(result.text)
-            place = {c: frame.at[index, c] for c in (id_column, *location)}
             rows += [{**place, "column": column, "kind": kind, "count": count}
                      for kind, count in result.counts.items()]
         masked[column] = pd.Series(texts, index=frame.index, dtype=frame[column].dtype)

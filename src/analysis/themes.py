@@ -13,7 +13,10 @@ services) does not have that theme's meaning removed with its language.
 Inductive themes come from spectral clustering of a cosine k-nearest-neighbour graph of the
 centred notes; the number of themes maximises the graph's modularity (the whole curve is
 kept in ``k_selection_`` for the figure and the report). Guided themes start
-from the seed descriptions; prototypes are refined with the notes they confidently attract.
+from the seed descriptions; prototypes are refined with the clearest half of the notes each
+attracts. A note's score for a seed is its centred cosine plus, when given, lexical evidence
+(the seed's own words in the note, see ``analysis.lexical``), weighted by how well that
+evidence agrees with the embedding and put on the cosines' scale.
 Notes too far from every seed are clustered into new candidate themes. Every note ends with a
 status (assigned, new_theme, unassigned with a reason).
 """
@@ -30,6 +33,7 @@ import pandas as pd
 from scipy.sparse.csgraph import laplacian
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
+from sklearn.metrics import cohen_kappa_score
 from sklearn.neighbors import kneighbors_graph
 
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
@@ -169,6 +173,40 @@ def default_neighbors(n: int) -> int:
     return int(np.clip(round(np.log2(max(n, 2)) + 5), 5, 30))
 
 
+# --- seed scores --------------------------------------------------------------------------
+
+
+def view_agreement(embedding_best: np.ndarray, view: np.ndarray) -> float:
+    """Cohen's kappa (floored at 0) between the embedding's best seed and a lexical view's.
+
+    A note the view has no evidence for (a row of zeros) counts as a disagreement, so a view
+    that is silent on most notes counts little, however right it is on the few it covers.
+    """
+    view_best = np.where(view.max(axis=1) > 0, view.argmax(axis=1), -1)
+    if len(np.unique(np.concatenate([embedding_best, view_best]))) < 2:
+        return 0.0
+    kappa = cohen_kappa_score(embedding_best, view_best)
+    return float(kappa) if np.isfinite(kappa) and kappa > 0 else 0.0
+
+
+def clearest_share(scores: np.ndarray, share: float) -> np.ndarray:
+    """Mask of the notes with the largest margins, ``share`` of each seed's notes (at least one).
+
+    The margin is the lead of a note's best seed over its runner-up (its best score when there
+    is one seed). Ties at the cut are all kept, so the mask does not depend on row order.
+    """
+    best = scores.argmax(axis=1)
+    ordered = np.sort(scores, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2] if scores.shape[1] > 1 else ordered[:, -1]
+    keep = np.zeros(len(scores), dtype=bool)
+    for j in np.unique(best):
+        members = best == j
+        margins = np.sort(margin[members])[::-1]
+        cut = margins[max(1, int(np.ceil(share * len(margins)))) - 1]
+        keep |= members & (margin >= cut)
+    return keep
+
+
 # --- large corpora -----------------------------------------------------------------------
 
 
@@ -215,12 +253,23 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     ``fit(X, groups=None, seed_vectors=None, seed_ids=None)``:
       * ``X``: (n, d) unit-length embeddings of the notes;
       * ``groups``: DataFrame with the columns named in ``centre_by`` (e.g. lang, source_type);
-      * ``seed_vectors``: (m, d) prototypes of seed themes (or None for a purely inductive run).
+      * ``seed_vectors``: (m, d) prototypes of seed themes (or None for a purely inductive run);
+      * ``seed_lexical``: optional lexical views, each (n, m), of how much of each seed's wording
+        each note shares (``analysis.lexical.seed_lexical_scores``).
+
+    A note's score for a seed is its centred cosine to the seed's prototype plus the lexical
+    evidence: each view standardised over all note-seed pairs, weighted by ``lexical_weight``
+    ("agreement": the view's Cohen's kappa with the embedding's best seed, floored at 0; or a
+    number), and scaled by the spread of the cosines, so ``seed_threshold`` stays on the
+    cosine scale and without lexical views the score is the plain cosine. Each prototype moves
+    toward the ``refine_share`` of its notes with the clearest lead over the runner-up seed.
 
     Learned: ``labels_`` (theme id per note, "" when unassigned), ``status_``, ``reason_``,
     ``scores_``, ``margins_``, ``secondary_``, ``themes_`` (DataFrame of theme id, kind,
     prototype index), ``prototypes_``, ``k_selection_``, ``fit_sample_`` (row positions of
-    the notes the themes were fitted on: all of them, or ``max_fit_notes`` chosen by hash).
+    the notes the themes were fitted on: all of them, or ``max_fit_notes`` chosen by hash),
+    ``lexical_weights_`` and ``lexical_scale_`` (weight, and mean and standard deviation, of
+    each lexical view) and ``lexical_unit_`` (the cosines' standard deviation).
 
     Above ``max_fit_notes`` notes (None: no limit) the group effects and the themes are fitted
     on a sample chosen by a hash of each note's vector and groups, and every note is then
@@ -228,8 +277,9 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
-                 seed_threshold=0.12, secondary_margin=0.02, min_theme_size=3,
-                 n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000):
+                 seed_threshold=0.08, secondary_margin=0.02, min_theme_size=3,
+                 n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000,
+                 refine_share=0.5, lexical_weight="agreement"):
         self.n_themes = n_themes
         self.min_k = min_k
         self.max_k = max_k
@@ -241,19 +291,40 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         self.n_refine = n_refine
         self.random_state = random_state
         self.max_fit_notes = max_fit_notes
+        self.refine_share = refine_share
+        self.lexical_weight = lexical_weight
 
     # -- fitting --
-    def fit(self, X, y=None, groups: pd.DataFrame | None = None, seed_vectors=None, seed_ids=None):
+    def fit(self, X, y=None, groups: pd.DataFrame | None = None, seed_vectors=None, seed_ids=None,
+            seed_lexical=None):
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise ValueError("ThemeModel.fit needs a non-empty (n_notes, dim) embedding matrix.")
+        lexical = self._check_lexical(seed_lexical, len(X), seed_vectors)
         groups = self._groups(groups, len(X))
         if self.max_fit_notes and len(X) > self.max_fit_notes:
-            return self._fit_on_sample(X, groups, seed_vectors, seed_ids)
+            return self._fit_on_sample(X, groups, seed_vectors, seed_ids, lexical)
         self.fit_sample_ = np.arange(len(X))
-        return self._fit_all(X, groups, seed_vectors, seed_ids)
+        return self._fit_all(X, groups, seed_vectors, seed_ids, lexical)
 
-    def _fit_all(self, X, groups, seed_vectors, seed_ids):
+    def _check_lexical(self, seed_lexical, n, seed_vectors) -> list[np.ndarray]:
+        if not (0 < self.refine_share <= 1):
+            raise ValueError(f"refine_share must be in (0, 1], got {self.refine_share!r}.")
+        weight = self.lexical_weight
+        if weight != "agreement" and not (isinstance(weight, (int, float)) and weight >= 0):
+            raise ValueError(f"lexical_weight must be 'agreement' or a number >= 0, got {weight!r}.")
+        if seed_lexical is None or len(seed_lexical) == 0:
+            return []
+        if seed_vectors is None or len(seed_vectors) == 0:
+            raise ValueError("seed_lexical scores notes against seed themes; pass seed_vectors with it.")
+        views = [np.asarray(view, dtype=np.float64) for view in seed_lexical]
+        for index, view in enumerate(views):
+            if view.shape != (n, len(seed_vectors)) or not np.isfinite(view).all():
+                raise ValueError(f"seed_lexical[{index}] has shape {view.shape}; expected finite scores of "
+                                 f"shape (n_notes, n_seeds) = ({n}, {len(seed_vectors)}), rows in the order of X.")
+        return views
+
+    def _fit_all(self, X, groups, seed_vectors, seed_ids, lexical=()):
         """Fit on every note: group effects, seed prototypes and new themes (O(n²) memory)."""
         self.mean_ = X.mean(axis=0)
         self.group_effects_ = {}
@@ -262,31 +333,34 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         for _ in range(2):
             self.group_effects_ = fit_group_effects(X - self.mean_, groups, rough) if len(groups.columns) else {}
             centred = apply_group_effects(X, groups, self.group_effects_, self.mean_)
-            rough = self._assign(centred, seed_vectors, seed_ids)
+            rough = self._assign(centred, seed_vectors, seed_ids, lexical)
         self.labels_ = rough
         return self
 
-    def _fit_on_sample(self, X, groups, seed_vectors, seed_ids):
+    def _fit_on_sample(self, X, groups, seed_vectors, seed_ids, lexical=()):
         """Large corpora: fit on ``max_fit_notes`` notes chosen by hash, then extend to all.
 
         Every step is then linear in the number of notes: the fit itself has a fixed size,
         and each note is compared with the theme prototypes and with the sample's notes.
         """
         sample = fit_sample(X, groups, self.max_fit_notes, self.random_state)
-        self._fit_all(X[sample], groups.iloc[sample].reset_index(drop=True), seed_vectors, seed_ids)
+        self._fit_all(X[sample], groups.iloc[sample].reset_index(drop=True), seed_vectors, seed_ids,
+                      [view[sample] for view in lexical])
         centred = self.centre(X, groups)
-        assigned_idx = self._extend_to_all(centred, sample)
-        self._score(centred, assigned_idx)
+        evidence = self._lexical_evidence(lexical)
+        assigned_idx = self._extend_to_all(centred, sample, evidence)
+        self._score(centred, assigned_idx, evidence)
         ids = self.themes_["theme_id"].tolist()
         self.labels_ = np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
         self.fit_sample_ = sample
         return self
 
-    def _extend_to_all(self, centred, sample) -> np.ndarray:
+    def _extend_to_all(self, centred, sample, evidence=None) -> np.ndarray:
         """Statuses and reasons for every note from the themes fitted on ``sample``.
 
-        The rule the fit applied: a seed theme takes a note whose centred cosine to its
-        prototype reaches ``seed_threshold``. A note no seed takes goes where its nearest
+        The rule the fit applied: a seed theme takes a note whose score (centred cosine to its
+        prototype plus ``evidence``, the lexical evidence in cosine units, scaled as in the
+        fit) reaches ``seed_threshold``. A note no seed takes goes where its nearest
         fitted note (among those no seed took) went: the same new theme, or unassigned. For
         a note of the sample that nearest note is itself, so the sample keeps its fit.
         """
@@ -301,6 +375,8 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         rest = np.arange(n)
         if len(seed_columns):
             scores = centred @ self.prototypes_[seed_columns].T
+            if evidence is not None:
+                scores = scores + evidence
             best = seed_columns[scores.argmax(axis=1)]
             top = scores.max(axis=1)
             taken = top >= self.seed_threshold
@@ -324,8 +400,9 @@ class ThemeModel(TransformerMixin, BaseEstimator):
                 continue
             why = str(fitted_reason[j]).removeprefix(str(self.reason_[sample[j]])).lstrip("; ")
             if sample[j] != i:
-                why = f"its nearest note in the fitting sample is unassigned ({why})"
-            self.reason_[i] = f"{self.reason_[i]}; {why}" if self.reason_[i] else why
+                why = "its nearest note in the fitting sample is unassigned" + (f" ({why})" if why else "")
+            if why:  # empty when the fit's reason was the seed threshold alone
+                self.reason_[i] = f"{self.reason_[i]}; {why}" if self.reason_[i] else why
         return assigned_idx
 
     def _groups(self, groups, n) -> pd.DataFrame:
@@ -349,16 +426,22 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         k = min(k, len(X))
         return KMeans(k, n_init=10, random_state=self.random_state).fit_predict(space) if k > 1 else np.zeros(len(X), int)
 
-    def _assign(self, centred, seed_vectors, seed_ids) -> np.ndarray:
+    def _assign(self, centred, seed_vectors, seed_ids, lexical=()) -> np.ndarray:
         n = len(centred)
         self.status_ = np.full(n, STATUS_UNASSIGNED, dtype=object)
         self.reason_ = np.full(n, "", dtype=object)
         prototypes, ids, kinds = [], [], []
         assigned_idx = np.full(n, -1)
+        self._fit_lexical([], None)
+        evidence = None
         if seed_vectors is not None and len(seed_vectors):
             seeds = _unit(np.asarray(seed_vectors, dtype=np.float64) - self.mean_)
-            protos = self._refine(centred, seeds)
-            scores = centred @ protos.T
+            self._fit_lexical(lexical, (centred @ seeds.T).argmax(axis=1))
+            protos = self._refine(centred, seeds, self._lexical_z(lexical))
+            cosines = centred @ protos.T
+            self.lexical_unit_ = float(cosines.std())
+            evidence = self._lexical_evidence(lexical)
+            scores = cosines if evidence is None else cosines + evidence
             best = scores.argmax(axis=1)
             top = scores[np.arange(n), best]
             ok = top >= self.seed_threshold
@@ -380,19 +463,46 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             kinds.append("new")
         self.prototypes_ = np.asarray(prototypes) if prototypes else np.zeros((0, centred.shape[1]))
         self.themes_ = pd.DataFrame({"theme_id": ids, "kind": kinds})
-        self._score(centred, assigned_idx)
+        self._score(centred, assigned_idx, evidence)
         labels = np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
         return labels
 
-    def _refine(self, centred, seeds) -> np.ndarray:
-        """Move each seed prototype toward the notes it confidently attracts (seeded k-means)."""
+    def _fit_lexical(self, lexical, embedding_best) -> None:
+        """Learn each lexical view's weight, and its mean and spread over the fitted notes."""
+        self.lexical_weights_, self.lexical_scale_, self.lexical_unit_ = [], [], 0.0
+        for view in lexical:
+            weight = (view_agreement(embedding_best, view) if self.lexical_weight == "agreement"
+                      else float(self.lexical_weight))
+            spread = float(view.std())
+            self.lexical_weights_.append(weight)
+            self.lexical_scale_.append((float(view.mean()), spread if spread > 0 else 1.0))
+
+    def _lexical_z(self, lexical) -> np.ndarray | None:
+        """The weighted sum of the standardised lexical views (None without views)."""
+        if not len(lexical):
+            return None
+        return sum(weight * (view - mean) / spread
+                   for view, weight, (mean, spread) in zip(lexical, self.lexical_weights_, self.lexical_scale_))
+
+    def _lexical_evidence(self, lexical) -> np.ndarray | None:
+        """Lexical evidence on the cosine scale: one standard deviation of it is one of the cosines'."""
+        z = self._lexical_z(lexical)
+        return None if z is None else self.lexical_unit_ * z
+
+    def _refine(self, centred, seeds, lexical_z=None) -> np.ndarray:
+        """Move each seed prototype toward the clearest of the notes it attracts (seeded k-means).
+
+        Only the ``refine_share`` of a seed's notes with the largest lead over their runner-up
+        seed move it: the notes it attracts only narrowly would drag it toward its neighbours.
+        Each prototype keeps 30 % of its seed.
+        """
         protos = seeds.copy()
         for _ in range(self.n_refine):
             scores = centred @ protos.T
+            if lexical_z is not None:
+                scores = scores + scores.std() * lexical_z
             best = scores.argmax(axis=1)
-            ordered = np.sort(scores, axis=1)
-            margin = ordered[:, -1] - ordered[:, -2] if scores.shape[1] > 1 else ordered[:, -1]
-            confident = (scores.max(axis=1) >= self.seed_threshold) & (margin >= self.secondary_margin)
+            confident = clearest_share(scores, self.refine_share)
             updated = []
             for j, seed in enumerate(seeds):
                 members = centred[confident & (best == j)]
@@ -436,7 +546,9 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             protos.append(_unit(centred[members].mean(axis=0)))
         return protos
 
-    def _score(self, centred, assigned_idx) -> None:
+    def _score(self, centred, assigned_idx, evidence=None) -> None:
+        """Score and margin of every note for its theme; ``evidence`` is added to the seed
+        themes' columns (the first ones), so seed scores are the ones the assignment used."""
         n = len(centred)
         self.scores_ = np.zeros(n)
         self.margins_ = np.zeros(n)
@@ -444,6 +556,8 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         if len(self.prototypes_) == 0:
             return
         sims = centred @ self.prototypes_.T
+        if evidence is not None:
+            sims[:, :evidence.shape[1]] += evidence
         ids = self.themes_["theme_id"].tolist()
         for i in range(n):
             order = np.argsort(-sims[i], kind="stable")
