@@ -9,9 +9,11 @@ Usage (from the project root):
 For each size it writes a synthetic corpus under ``<work>/corpus-<n>/`` (notes tables and
 interview documents composed from the vocabulary of ``data/raw``), runs ``pipeline.run`` on
 it with an embedding cache under ``<work>/cache-<n>/`` (never ``data/processed``), writes
-the outputs to ``<work>/out-<n>/`` and prints one Markdown row per step (load, embed,
-themes, labels, personas, write) with wall time and peak resident memory. The timings
-wrap the functions ``pipeline.run`` itself calls, so what is measured is the real path.
+the outputs to ``<work>/out-<n>/`` and prints one Markdown row per step (load, mask, embed,
+lexical, themes, labels, personas, evaluate, write) with wall time, CPU time and peak
+resident memory. The timings wrap the functions ``pipeline.run`` itself calls, so what is
+measured is the real path. On a shared machine run it with ``OMP_WAIT_POLICY=PASSIVE``
+(benchmarks/README.md, "Scale"); the machine line records the OpenMP settings in use.
 
 ``--resume-demo`` first starts the embedding in a child process, kills it when about half
 the texts are in the cache, and then runs the benchmark, whose embed step must embed only
@@ -281,7 +283,7 @@ def _write_documents(n_units: int, folder: Path, templates, composer: NoteCompos
 
 # --------------------------------------------------------------------------- measuring
 
-STEPS = ("load", "mask", "embed", "themes", "labels", "personas", "evaluate", "write")
+STEPS = ("load", "mask", "embed", "lexical", "themes", "labels", "personas", "evaluate", "write")
 
 
 def _status_mb(field_name: str) -> float:
@@ -361,6 +363,7 @@ def run_measured(config, out: Path) -> tuple[StepRecorder, dict]:
     recorder.wrap(pipeline, "load_notes", "load")
     recorder.wrap(pipeline, "mask_personal_data", "mask")
     recorder.wrap(CachedEmbedder, "encode", "embed")
+    recorder.wrap(pipeline, "seed_lexical_scores", "lexical")
     recorder.wrap(pipeline.ThemeModel, "fit", "themes")
     recorder.wrap(pipeline, "_theme_table", "labels")
     recorder.wrap(pipeline, "_link_personas", "personas")
