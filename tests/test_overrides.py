@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -122,6 +124,31 @@ exclude:
     assert states == {("rename", "applied"), ("rename", "stale"), ("exclude", "stale")}
     stale = [r["detail"] for r in result.overrides_report if r["state"] == "stale"]
     assert any("NO-SUCH-NOTE" in d for d in stale) and any("no_such_theme" in d for d in stale)
+
+
+def test_rename_only_keeps_every_score(project, embedder, baseline):
+    """Renaming changes no membership: prototypes, lexical evidence, scores and margins stay."""
+    theme = baseline.themes["theme_id"].iloc[0]
+    result = _run_with(project, embedder, f"rename:\n  - {{theme: {theme}, name: Nytt navn}}\n")
+    columns = ["theme_id", "theme_score", "theme_margin", "secondary_theme_id", "status"]
+    pd.testing.assert_frame_equal(result.assignments[columns], baseline.assignments[columns])
+
+
+def test_merge_rescores_with_the_seeds_lexical_evidence(project, embedder, baseline):
+    """A note that stays in an untouched seed theme keeps its score (fit evidence included);
+    the notes of a merge of two seed themes score at least their best seed's evidence allows."""
+    assert baseline.seeds and baseline.model.lexical_weights_, "the fixture must use lexical evidence"
+    seeds = [s.id for s in baseline.seeds]
+    sizes = _theme_sizes(baseline)
+    first, second = sorted(seeds, key=lambda t: (-sizes.get(t, 0), t))[:2]
+    result = _run_with(project, embedder, f"merge:\n  - {{themes: [{first}, {second}], into: {first}}}\n")
+    before = baseline.assignments.set_index("note_id")
+    after = result.assignments.set_index("note_id")
+    untouched = before.index[before["theme_id"].isin(set(seeds) - {first, second})
+                             & after["theme_id"].eq(before["theme_id"])]
+    assert len(untouched) > 0
+    # Their own theme's score is unchanged: same prototype, same lexical evidence.
+    np.testing.assert_allclose(after.loc[untouched, "theme_score"], before.loc[untouched, "theme_score"])
 
 
 def test_cli_reports_stale_overrides(project):

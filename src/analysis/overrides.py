@@ -101,6 +101,7 @@ class _State:
     status: np.ndarray
     reason: np.ndarray
     themes: pd.DataFrame          # theme_id, kind
+    origins: dict = field(default_factory=dict)  # theme id -> the fitted seed themes it holds
     names: dict = field(default_factory=dict)
     report: list = field(default_factory=list)
 
@@ -113,16 +114,21 @@ class _State:
 
 
 def apply_overrides(model, centred: np.ndarray, note_ids, overrides: Overrides,
-                    random_state: int = 0) -> dict:
+                    random_state: int = 0, evidence: np.ndarray | None = None) -> dict:
     """Apply ``overrides`` to a fitted ``ThemeModel`` in place; return names and a report.
 
     ``centred`` are the notes' vectors in the model's centred space (``model.centre``), in the
-    same order as ``note_ids`` and ``model.labels_``. Returns ``{"names": {theme_id: name},
-    "report": [...]}`` where each report entry has a ``state`` of ``applied`` or ``stale``.
+    same order as ``note_ids`` and ``model.labels_``. ``evidence`` is the lexical evidence the
+    fit added to the seed themes' scores (``model.lexical_evidence(seed_lexical)``, one column
+    per seed theme); the notes are rescored with it, so scores and margins stay on the fit's
+    scale. Returns ``{"names": {theme_id: name}, "report": [...]}`` where each report entry
+    has a ``state`` of ``applied`` or ``stale``.
     """
+    themes = model.themes_[["theme_id", "kind"]].copy()
     state = _State(note_ids=np.asarray(note_ids, dtype=object), labels=model.labels_.copy(),
-                   status=model.status_.copy(), reason=model.reason_.copy(),
-                   themes=model.themes_[["theme_id", "kind"]].copy())
+                   status=model.status_.copy(), reason=model.reason_.copy(), themes=themes,
+                   origins={t: ({t} if kind == "seed" else set()) for t, kind in
+                            zip(themes["theme_id"], themes["kind"])})
     for entry in overrides.exclude:
         _exclude(state, entry, overrides.source)
     for entry in overrides.pin:
@@ -134,7 +140,7 @@ def apply_overrides(model, centred: np.ndarray, note_ids, overrides: Overrides,
     for entry in overrides.rename:
         _rename(state, entry)
     if len(overrides):
-        _refit_model(model, state, centred)
+        _refit_model(model, state, centred, evidence)
     return {"names": state.names, "report": state.report}
 
 
@@ -189,6 +195,7 @@ def _merge(state: _State, entry: dict) -> None:
     if into not in keep["theme_id"].tolist():
         keep = pd.concat([keep, pd.DataFrame({"theme_id": [into], "kind": [kind]})], ignore_index=True)
     state.themes = keep.reset_index(drop=True)
+    state.origins[into] = set().union(*(state.origins.get(t, set()) for t in [*present, into]))
     if entry.get("name"):
         state.names[into] = str(entry["name"])
     detail = f"{present} -> {into} ({int(moved.sum())} notes)"
@@ -216,6 +223,8 @@ def _split(state: _State, entry: dict, centred: np.ndarray, random_state: int) -
         state.labels[members[clusters == cluster]] = part
     rest = state.themes[state.themes["theme_id"] != theme]
     state.themes = pd.concat([rest, pd.DataFrame({"theme_id": parts, "kind": kind})], ignore_index=True)
+    for part in parts:
+        state.origins[part] = set(state.origins.get(theme, set()))
     sizes = [int((clusters == c).sum()) for c in order]
     state.log("split", entry, "applied", f"{theme} -> {dict(zip(parts, sizes))}")
 
@@ -229,18 +238,25 @@ def _rename(state: _State, entry: dict) -> None:
     state.log("rename", entry, "applied", f"{theme} is now called {entry['name']!r}")
 
 
-def _refit_model(model, state: _State, centred: np.ndarray) -> None:
-    """Give the model the analyst's themes: prototypes are the centroids of the final members."""
+def _refit_model(model, state: _State, centred: np.ndarray, evidence: np.ndarray | None = None) -> None:
+    """Give the model the analyst's themes, and rescore every note against them.
+
+    A theme whose notes the overrides left as they were keeps the fitted prototype; a theme
+    they changed gets the centroid of its final notes. A theme made of seed themes (itself,
+    a merge, or a part of a split) keeps their lexical evidence: the best of its seeds'.
+    """
     old = dict(zip(model.themes_["theme_id"], model.prototypes_))
     ids = state.theme_ids()
     prototypes = []
     for theme in ids:
-        members = centred[state.labels == theme]
-        if theme in old and len(members) == 0:
+        rows = state.labels == theme
+        unchanged = theme in old and np.array_equal(rows, model.labels_ == theme)
+        if theme in old and (unchanged or not rows.any()):
             prototypes.append(old[theme])
             continue
-        centroid = members.mean(axis=0) if len(members) else old[theme]
+        centroid = centred[rows].mean(axis=0) if rows.any() else old[theme]
         prototypes.append(centroid / (np.linalg.norm(centroid) or 1.0))
+    theme_evidence = _theme_evidence(model.themes_["theme_id"].tolist(), evidence, ids, state.origins)
     model.prototypes_ = np.asarray(prototypes) if prototypes else np.zeros((0, centred.shape[1]))
     model.themes_ = state.themes.reset_index(drop=True)
     index = {t: i for i, t in enumerate(ids)}
@@ -252,4 +268,18 @@ def _refit_model(model, state: _State, centred: np.ndarray) -> None:
     moved = np.isin(model.status_, [STATUS_ASSIGNED, STATUS_NEW_THEME])
     model.status_[moved] = [STATUS_ASSIGNED if kinds.get(t) == "seed" else STATUS_NEW_THEME
                             for t in model.labels_[moved]]
-    model._score(centred, assigned_idx)
+    model._score(centred, assigned_idx, theme_evidence)
+
+
+def _theme_evidence(fitted_ids: list[str], evidence: np.ndarray | None, ids: list[str],
+                    origins: dict) -> np.ndarray | None:
+    """(n, len(ids)) evidence for the final themes from the fit's per-seed evidence columns."""
+    if evidence is None or evidence.shape[1] == 0:
+        return None
+    column = {theme: j for j, theme in enumerate(fitted_ids[:evidence.shape[1]])}
+    out = np.zeros((len(evidence), len(ids)))
+    for j, theme in enumerate(ids):
+        sources = sorted(column[t] for t in origins.get(theme, ()) if t in column)
+        if sources:
+            out[:, j] = evidence[:, sources].max(axis=1)
+    return out

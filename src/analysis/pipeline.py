@@ -146,7 +146,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         config = _with_paths(config, overrides=_as_config_path(override_path, config))
         if analysable.any():
             applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
-                                      overrides, random_state=config.themes.random_state)
+                                      overrides, random_state=config.themes.random_state,
+                                      evidence=model.lexical_evidence(seed_lexical) if seeds else None)
             names.update(applied["names"])
             overrides_report = applied["report"]
 

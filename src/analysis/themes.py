@@ -484,6 +484,11 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         return sum(weight * (view - mean) / spread
                    for view, weight, (mean, spread) in zip(lexical, self.lexical_weights_, self.lexical_scale_))
 
+    def lexical_evidence(self, seed_lexical) -> np.ndarray | None:
+        """The lexical evidence the fitted model adds to the seed themes' scores, (n, n_seeds)
+        in cosine units, for views shaped as in ``fit`` (None without views)."""
+        return self._lexical_evidence([np.asarray(view, dtype=np.float64) for view in seed_lexical or ()])
+
     def _lexical_evidence(self, lexical) -> np.ndarray | None:
         """Lexical evidence on the cosine scale: one standard deviation of it is one of the cosines'."""
         z = self._lexical_z(lexical)
