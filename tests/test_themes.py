@@ -499,6 +499,43 @@ def test_choose_k_finds_three_well_separated_groups():
     assert adjusted_rand_score(np.repeat([0, 1, 2], 12), partitions[3]) == 1.0
 
 
+def test_sparse_eigenvectors_span_the_dense_ones(monkeypatch):
+    """Above DENSE_EIGEN_LIMIT notes ARPACK computes only the eigenvectors used; they must span
+    the same space as the dense decomposition's (eigenvalues here are distinct)."""
+    import analysis.themes as themes
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(5, 24))
+    points = np.vstack([c + rng.normal(scale=1.0, size=(60, 24)) for c in centres])
+    graph = knn_graph(points, 8)
+    assert sp.csgraph.connected_components(graph)[0] == 1
+    dense = spectral_embedding(graph, 6)
+    monkeypatch.setattr(themes, "DENSE_EIGEN_LIMIT", 50)
+    sparse = spectral_embedding(graph, 6)
+    assert sparse.shape == dense.shape == (300, 6)
+    # Each dense eigenvector lies in the span of the sparse ones (projection keeps its length).
+    projection = sparse @ (sparse.T @ dense)
+    np.testing.assert_allclose(np.linalg.norm(projection, axis=0), 1.0, atol=1e-6)
+    best_dense, _, dense_parts = choose_k(graph, dense, range(2, 7), random_state=0)
+    best_sparse, _, sparse_parts = choose_k(graph, sparse, range(2, 7), random_state=0)
+    assert best_dense == best_sparse
+    assert adjusted_rand_score(dense_parts[best_dense], sparse_parts[best_sparse]) == 1.0
+    assert adjusted_rand_score(np.repeat(np.arange(5), 60), sparse_parts[5]) > 0.8  # overlapping groups
+
+
+def test_a_disconnected_graph_keeps_one_eigenvector_per_piece(monkeypatch):
+    """Lanczos would find the repeated eigenvalue 0 once; the dense path finds it per piece."""
+    import analysis.themes as themes
+
+    rng = np.random.default_rng(2)
+    points = np.vstack([c + rng.normal(scale=0.01, size=(40, 8)) for c in np.eye(3, 8) * 10])
+    graph = knn_graph(points, 5)
+    assert sp.csgraph.connected_components(graph)[0] == 3
+    monkeypatch.setattr(themes, "DENSE_EIGEN_LIMIT", 10)
+    best, _, partitions = choose_k(graph, spectral_embedding(graph, 4), range(2, 5), random_state=0)
+    assert best == 3 and adjusted_rand_score(np.repeat([0, 1, 2], 40), partitions[3]) == 1.0
+
+
 # --------------------------------------------------------------------------- group centring
 
 

@@ -30,11 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse.csgraph import laplacian
+from scipy.sparse import diags
+from scipy.sparse.csgraph import connected_components, laplacian
+from scipy.sparse.linalg import eigsh
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.metrics import cohen_kappa_score
 from sklearn.neighbors import kneighbors_graph
+from threadpoolctl import threadpool_limits
 
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
 
@@ -111,11 +114,28 @@ def knn_graph(vectors: np.ndarray, n_neighbors: int):
     return ((graph + graph.T) > 0).astype(float)
 
 
+#: Up to this many notes the Laplacian is decomposed densely (exact, and quick at this size);
+#: above it only the eigenvectors that are used are computed, with ARPACK (Lanczos). Dense
+#: ``eigh`` of the 4,016-note SIB-200 mix took 22 s of a 23 s fit (benchmarks/README.md).
+DENSE_EIGEN_LIMIT = 1500
+
+
 def spectral_embedding(graph, n_components: int) -> np.ndarray:
     """Eigenvectors of the graph's normalised Laplacian, smallest eigenvalues first."""
-    lap = laplacian(graph, normed=True).toarray()
-    _, vecs = np.linalg.eigh(lap)
-    vecs = vecs[:, : min(n_components, graph.shape[0])]
+    n = graph.shape[0]
+    n_components = min(n_components, n)
+    # Lanczos finds one vector per eigenvalue, and a graph in c pieces has the eigenvalue 0 c
+    # times, so a disconnected graph (e.g. a clique of duplicate notes) is decomposed densely.
+    if n <= DENSE_EIGEN_LIMIT or n_components >= n - 1 or connected_components(graph, directed=False)[0] > 1:
+        _, vecs = np.linalg.eigh(laplacian(graph, normed=True).toarray())
+        vecs = vecs[:, :n_components]
+    else:
+        # L = I - D^-1/2 A D^-1/2: its smallest eigenvalues are the largest of the second term.
+        degrees = np.asarray(graph.sum(axis=1)).ravel()
+        scale = diags(1.0 / np.sqrt(np.where(degrees > 0, degrees, 1.0)))
+        values, vecs = eigsh(scale @ graph @ scale, k=n_components, which="LA",
+                             v0=np.full(n, 1.0 / np.sqrt(n)), tol=1e-10)
+        vecs = vecs[:, np.argsort(-values, kind="stable")]
     # eigh's sign is arbitrary; fix it so the embedding is reproducible.
     signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
     return vecs * np.where(signs == 0, 1, signs)
@@ -297,6 +317,14 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     # -- fitting --
     def fit(self, X, y=None, groups: pd.DataFrame | None = None, seed_vectors=None, seed_ids=None,
             seed_lexical=None):
+        # One BLAS/OpenMP thread: the fit is hundreds of small k-means and matrix products,
+        # where threads only add synchronisation (SIB-200 nb: 1.6 s wall and 1.7 s CPU on one
+        # thread, 2.1 s and 3.9 s on two; under load, one fit took 200 s on all threads,
+        # benchmarks/README.md), and results then do not depend on the machine's core count.
+        with threadpool_limits(limits=1):
+            return self._fit(X, groups, seed_vectors, seed_ids, seed_lexical)
+
+    def _fit(self, X, groups, seed_vectors, seed_ids, seed_lexical):
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise ValueError("ThemeModel.fit needs a non-empty (n_notes, dim) embedding matrix.")
@@ -682,13 +710,5 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
 
 
 def seed_prototypes(seeds: list[SeedTheme], embedder) -> np.ndarray:
-    """One vector per seed theme: the centroid of its name, description and examples.
-
-    Not normalised: ``ThemeModel`` subtracts the notes' mean from it, as from every note, and
-    only then scales it to unit length. So the prototype is the mean of the seed's texts as
-    centred notes; normalising first would remove less of the corpus mean from a seed whose
-    texts disagree with each other. (Guided κ on the gold notes: 0.699 normalised first, 0.709
-    as a centroid; ≥ 0.700 for every ``seed_threshold`` from 0.04 to 0.14, benchmarks/README.md.)
-    """
-    return np.stack([embedder.encode(seed.texts(), kind="query").astype(np.float64).mean(axis=0)
-                     for seed in seeds])
+    """One unit vector per seed theme: the mean of its name, description and examples."""
+    return np.stack([_unit(embedder.encode(seed.texts(), kind="query").mean(axis=0)) for seed in seeds])
