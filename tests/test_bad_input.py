@@ -384,3 +384,14 @@ def test_shuffled_rows_give_identical_outputs(config_path, cached_e5, monkeypatc
     before, after = (pd.read_csv(io.BytesIO(files["assignments.csv"]), dtype=str, keep_default_na=False)
                      for files in outputs)
     pd.testing.assert_frame_equal(before.drop(columns="source_row"), after.drop(columns="source_row"))
+
+
+@pytest.mark.parametrize("texts", [["x", "x"], ["x"], ["ok", "nei"], ["Fast team", "Fast team", "!"]],
+                         ids=["two identical one-letter notes", "one note", "two short notes", "duplicates"])
+def test_tiny_corpora_run_with_the_tfidf_backend(config_path, tmp_path, texts):
+    """Too little text for LSA: the TF-IDF backend embeds with the raw TF-IDF vectors instead."""
+    notes = tmp_path / "tiny.csv"
+    notes.write_text("note_id,text\n" + "".join(f"T-{i},{text}\n" for i, text in enumerate(texts)), encoding="utf-8")
+    result = run_cli(config_path, tmp_path / "out", "--notes", notes)
+    assert result.exit_code == 0, result.output
+    assert_nothing_lost(read_assignments(tmp_path / "out"), len(texts))

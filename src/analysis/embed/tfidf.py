@@ -34,16 +34,24 @@ class TfidfEmbedder:
             analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True, lowercase=True
         )
         matrix = self._vectorizer.fit_transform(corpus)
-        n_components = max(1, min(self.n_components, matrix.shape[0] - 1, matrix.shape[1] - 1))
+        digest = hashlib.sha256("\x1f".join(corpus).encode()).hexdigest()[:16]
+        if min(matrix.shape) < 3:
+            # One or two distinct texts, or two n-grams: too little for LSA (TruncatedSVD needs
+            # n_components < n_features). The TF-IDF vectors themselves are the embedding.
+            self._svd = None
+            self.identity = f"tfidf-char3-5-raw{matrix.shape[1]}:{digest}"
+            return self
+        n_components = min(self.n_components, matrix.shape[0] - 1, matrix.shape[1] - 1)
         self._svd = TruncatedSVD(n_components=n_components, random_state=self.random_state)
         self._svd.fit(matrix)
-        digest = hashlib.sha256("\x1f".join(corpus).encode()).hexdigest()[:16]
         self.identity = f"tfidf-char3-5-lsa{n_components}:{digest}"
         return self
 
     def encode(self, texts: Sequence[str], kind: Kind = "query") -> np.ndarray:
         if self._vectorizer is None:
             self.fit(texts)
+        dim = self._svd.n_components if self._svd is not None else len(self._vectorizer.vocabulary_)
         if len(texts) == 0:
-            return np.zeros((0, self._svd.n_components), dtype=np.float32)
-        return normalise_rows(self._svd.transform(self._vectorizer.transform(list(texts))))
+            return np.zeros((0, dim), dtype=np.float32)
+        matrix = self._vectorizer.transform(list(texts))
+        return normalise_rows(self._svd.transform(matrix) if self._svd is not None else matrix.toarray())
