@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,6 +64,15 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+@contextmanager
+def _exit_on_user_error(*more: type[Exception]):
+    """A user's mistake (bad file, config, manifest, ...) ends as one 'error:' line and exit code 2."""
+    try:
+        yield
+    except (*_user_errors(), *more) as error:
+        _fail(error)
+
+
 @app.command()
 def run(
     config: ConfigOption = Path("analysis.toml"),
@@ -80,7 +90,7 @@ def run(
     from analysis import pipeline
 
     _log_masked()
-    try:
+    with _exit_on_user_error():
         overrides = {"paths": {"seed_themes": ""}} if no_seed_themes else {}
         cfg = load_config(config, **overrides)
         _log_masked(cfg)
@@ -88,8 +98,6 @@ def run(
                               seed_themes_path=None if no_seed_themes else seed_themes)
         out_dir = out or cfg.resolve(cfg.paths.out)
         written = pipeline.write_outputs(result, out_dir)
-    except _user_errors() as error:
-        _fail(error)
     for line in pipeline.summary_lines(result, written, out_dir):
         typer.echo(line)
 
@@ -107,13 +115,11 @@ def evaluate(
     """Measure agreement with gold labels. The gold columns are removed before the model runs."""
     from analysis import evaluate as evaluation
 
-    try:
+    with _exit_on_user_error(evaluation.EvaluationError):
         cfg = load_config(config, paths={"seed_themes": "" if seed_themes is None else str(seed_themes),
                                          "personas": "" if personas is None else str(personas)})
         report = evaluation.evaluate_run(cfg, gold_column=gold, notes_paths=notes,
                                          gold_persona_column=gold_persona)
-    except (*_user_errors(), evaluation.EvaluationError) as error:
-        _fail(error)
     if as_json:
         typer.echo(json.dumps(report.metrics, ensure_ascii=False, sort_keys=True))
         return
@@ -143,14 +149,12 @@ def verify(
 
     _log_masked()
     root = config.resolve().parent if config.is_file() else Path.cwd()
-    try:
+    with _exit_on_user_error():
         if work_dir is None:
             with tempfile.TemporaryDirectory(prefix="analysis-verify-") as tmp:
                 check = pipeline.verify(manifest, root=root, work_dir=Path(tmp))
         else:
             check = pipeline.verify(manifest, root=root, work_dir=work_dir)
-    except _user_errors() as error:
-        _fail(error)
     for line in check.lines():
         typer.echo(line)
     if not check.identical:
@@ -168,14 +172,12 @@ def report(
     """Write one self-contained HTML report of a finished run (figures embedded, no JavaScript, offline)."""
     from analysis.export.report import ReportError, write_report
 
-    try:
+    with _exit_on_user_error(ConfigError, ReportError):
         run_dir = from_dir
         if run_dir is None:
             cfg = load_config(config)
             run_dir = cfg.resolve(cfg.paths.out)
         written = write_report(run_dir, out, title=title)
-    except (ConfigError, ReportError) as error:
-        _fail(error)
     typer.echo(f"report: {written} ({written.stat().st_size // 1024} KB, from {run_dir})")
 
 
@@ -191,10 +193,10 @@ FromOption = Annotated[Optional[Path], typer.Option(
     "--from", help="The run folder to export. Default: [paths] out in the config (data/processed).")]
 
 
-def _export_errors() -> tuple[type[Exception], ...]:
+def _export_error() -> type[Exception]:
     from analysis.export import ExportError
 
-    return (*_user_errors(), ExportError)
+    return ExportError
 
 
 def _run_folder(config: Path, from_dir: Path | None) -> Path:
@@ -228,12 +230,10 @@ def export_qdpx(
     """A REFI-QDA project (.qdpx): themes as codes, notes as coded selections, personas as cases."""
     from analysis.export.refi import write_qdpx
 
-    try:
+    with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
         seeds, people = _export_inputs(config, seed_themes, personas, want_personas=True)
         written = write_qdpx(run_dir, out, seed_themes=seeds, personas=people)
-    except _export_errors() as error:
-        _fail(error)
     typer.echo(f"qdpx: {written} ({written.stat().st_size // 1024} KB, from {run_dir})")
 
 
@@ -247,12 +247,10 @@ def export_qdc(
     """A REFI-QDA codebook (.qdc) of the run's themes, for import into any QDA software."""
     from analysis.export.refi import write_qdc
 
-    try:
+    with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
         seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
         written = write_qdc(run_dir, out, seed_themes=seeds)
-    except _export_errors() as error:
-        _fail(error)
     typer.echo(f"qdc: {written} (from {run_dir})")
 
 
@@ -266,12 +264,10 @@ def export_codebook(
     """codebook.md and codebook.csv: per theme its definition, keywords, size and three quotes."""
     from analysis.export.codebook import write_codebook
 
-    try:
+    with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
         seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
         written = write_codebook(run_dir, out, seed_themes=seeds)
-    except _export_errors() as error:
-        _fail(error)
     for path in written.values():
         typer.echo(f"codebook: {path}")
 
@@ -285,10 +281,8 @@ def export_xlsx(
     """The run's assignments and themes as an Excel workbook (no cell is ever a formula)."""
     from analysis.export.codebook import write_assignments_xlsx
 
-    try:
+    with _exit_on_user_error(_export_error()):
         written = write_assignments_xlsx(_run_folder(config, from_dir), out)
-    except _export_errors() as error:
-        _fail(error)
     typer.echo(f"xlsx: {written}")
 
 
@@ -300,11 +294,9 @@ def import_qdpx(
     """Coded selections as notes, the first code in gold_theme (for `analysis evaluate`)."""
     from analysis.export.refi import read_qdpx, write_notes_csv
 
-    try:
+    with _exit_on_user_error(_export_error()):
         notes, codes = read_qdpx(project)
         written = write_notes_csv(notes, out)
-    except _export_errors() as error:
-        _fail(error)
     coded = int((notes["gold_theme"] != "").sum())
     typer.echo(f"imported {len(notes)} notes ({coded} coded) from {notes['source_file'].nunique()} sources; "
                f"{len(codes)} codes -> {written}")
