@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,24 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+
+from analysis.export.html import (
+    absent,
+    bullet_list,
+    code,
+    element,
+    esc,
+    fmt,
+    join,
+    language_tag,
+    Markup,
+    paragraph,
+    percent,
+    plain_text,
+    sentence,
+    setting,
+    table,
+)
 
 #: |adjusted residual| at or above this is marked ▲/▼, as in the heatmap (plots.RESIDUAL_MARK).
 RESIDUAL_MARK = 2.0
@@ -62,107 +78,8 @@ class ReportError(ValueError):
     """The run folder cannot be turned into a report; the message says which file and what to do."""
 
 
-# --------------------------------------------------------------------------- escaping
-
-
-class Markup(str):
-    """HTML built in this module from escaped parts; everything else is escaped on output."""
-
-
-def esc(value) -> Markup:
-    """``value`` as safe HTML text: Markup passes through, anything else is escaped."""
-    if isinstance(value, Markup):
-        return value
-    return Markup(html.escape(_plain(value), quote=True))
-
-
-def _plain(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
-def join(parts: Iterable) -> Markup:
-    return Markup("".join(esc(part) for part in parts))
-
-
-def element(name: str, content="", **attributes) -> Markup:
-    """``<name attr="…">content</name>``; attribute names ending in ``_`` lose it (``class_``)."""
-    attrs = "".join(f' {key.rstrip("_").replace("_", "-")}="{esc(value)}"'
-                    for key, value in attributes.items() if value is not None)
-    return Markup(f"<{name}{attrs}>{esc(content)}</{name}>")
-
-
-def paragraph(*parts) -> Markup:
-    return element("p", join(parts))
-
-
-def table(header: Sequence, rows: Iterable[Sequence], caption=None, numeric: Sequence[int] = ()) -> Markup:
-    """A table whose cells are escaped unless they are Markup; ``numeric`` columns align right."""
-    head = join(element("th", cell, scope="col", class_="num" if i in numeric else None)
-                for i, cell in enumerate(header))
-    body = join(element("tr", join(element("td", cell, class_="num" if i in numeric else None)
-                                   for i, cell in enumerate(row))) for row in rows)
-    parts = [element("caption", caption)] if caption is not None else []
-    parts += [element("thead", element("tr", head)), element("tbody", body)]
-    return element("div", element("table", join(parts)), class_="table-wrap")
-
-
-def bullet_list(items: Iterable) -> Markup:
-    return element("ul", join(element("li", item) for item in items))
-
-
-def code(value) -> Markup:
-    return element("code", value)
-
-
-def absent(*parts) -> Markup:
-    return element("p", join(parts), class_="absent")
-
-
-def fmt(value, digits: int = 3) -> str:
-    """Numbers for people: integers as integers, others rounded; blanks stay blank."""
-    if value is None or value == "":
-        return ""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(number):
-        return ""
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    if abs(number) < 10 ** -digits:
-        return f"{number:.1e}"
-    return f"{number:.{digits}f}"
-
-
-def setting(value) -> str:
-    """A config value as written (0.12, not 0.120)."""
-    return format(value, "g") if isinstance(value, float) else _plain(value)
-
-
-def sentence(text) -> str:
-    """``text`` with a capital first letter and a full stop at the end (for reasons read from JSON)."""
-    text = _plain(text).strip()
-    if not text:
-        return ""
-    text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def percent(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.1f} %" if whole else ""
-
-
-def language_tag(value) -> str:
-    """A valid BCP 47 tag for the ``lang`` attribute; anything else becomes ``und``."""
-    text = _plain(value).strip()
-    return text if re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", text) else "und"
-
-
 def site_name(site) -> str:
-    return SITE_NAMES.get(_plain(site), _plain(site) or "(no site)")
+    return SITE_NAMES.get(plain_text(site), plain_text(site) or "(no site)")
 
 
 # --------------------------------------------------------------------------- reading the run folder
@@ -388,7 +305,7 @@ def data_section(run: RunFolder) -> Markup:
 
 
 def _split_ids(value: str) -> list[str]:
-    return [part.strip() for part in re.split(r"[;,]", _plain(value)) if part.strip()]
+    return [part.strip() for part in re.split(r"[;,]", plain_text(value)) if part.strip()]
 
 
 def _quote(note: pd.Series) -> Markup:
@@ -401,7 +318,7 @@ def _quote(note: pd.Series) -> Markup:
 def theme_quotes(theme: pd.Series, notes_by_id: pd.DataFrame, n: int = N_QUOTES) -> list[pd.Series]:
     """The theme's representative notes (in the run's order) that have text, at most ``n``."""
     ids = [i for i in _split_ids(theme["representative_note_ids"]) if i in notes_by_id.index]
-    chosen = [notes_by_id.loc[i] for i in ids if _plain(notes_by_id.loc[i, "text"]).strip()]
+    chosen = [notes_by_id.loc[i] for i in ids if plain_text(notes_by_id.loc[i, "text"]).strip()]
     return chosen[:n]
 
 
@@ -446,7 +363,7 @@ def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _truthy(value) -> bool:
-    return _plain(value).strip().lower() in {"true", "1", "yes"}
+    return plain_text(value).strip().lower() in {"true", "1", "yes"}
 
 
 def residual_mark(residual: float) -> str:
@@ -705,7 +622,7 @@ def _agreement_block(evaluation: dict | None) -> Markup:
             for key, value in metrics.items() if key != "per_theme_recall" and not isinstance(value, (dict, list))]
     recall = metrics.get("per_theme_recall") or {}
     intro = paragraph("The model never saw the gold columns; they were compared with its output afterwards. ",
-                      "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in sorted(context.items())),
+                      "; ".join(f"{k.replace('_', ' ')}: {plain_text(v)}" for k, v in sorted(context.items())),
                       "." if context else "")
     return join([heading, intro, table(["metric", "what it measures", "value"], rows, numeric=[2]),
                  table(["gold theme", "recall after optimal matching"],
