@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from analysis import explore
 from analysis.load import load_notes
@@ -222,3 +223,77 @@ def test_persona_overview(small_run):
     table = explore.persona_overview(small_run.personas)
     assert table["persona_id"].tolist() == ["roald", "edel", "knut", "elias"]
     assert table.set_index("persona_id").loc["elias", "site"] == "mariestad"
+
+
+# --------------------------------------------------------------------------- what an analyst's overrides changed
+
+
+def _themes(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["theme_id", "label", "kind", "size"])
+
+
+def _assignments(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["note_id", "theme_id", "status", "status_reason", "text"])
+
+
+def test_overrides_table_lists_each_entry_with_its_state():
+    report = [{"operation": "exclude", "entry": {"note": "M-033", "reason": "same as M-032"}, "state": "applied",
+               "detail": "note M-033 excluded"},
+              {"operation": "pin", "entry": {"note": "X-1", "theme": "fixed_team"}, "state": "stale",
+               "detail": "no analysable note has id X-1"}]
+    table = explore.overrides_table(report)
+    assert table.columns.tolist() == ["operation", "entry", "state", "detail"]
+    assert table["entry"].tolist() == ["note: M-033, reason: same as M-032", "note: X-1, theme: fixed_team"]
+    assert table["state"].tolist() == ["applied", "stale"]
+    assert explore.overrides_table([]).columns.tolist() == table.columns.tolist()
+
+
+def test_theme_size_changes_keep_both_runs_themes_in_order():
+    before = _themes([("a", "A", "seed", 5), ("b", "B", "seed", 3), ("new_01", "x / y", "new", 4)])
+    after = _themes([("a", "A", "seed", 8), ("new_01", "Named", "new", 3), ("ab", "A and B", "seed", 0)])
+    table = explore.theme_size_changes(before, after).set_index("theme_id")
+    assert table.index.tolist() == ["a", "b", "new_01", "ab"]
+    assert table.loc["b", ["label_after", "size_after", "change"]].tolist() == ["", 0, -3]
+    assert table.loc["new_01", ["label_before", "label_after", "change"]].tolist() == ["x / y", "Named", -1]
+    assert table.loc["ab", ["label_before", "size_before"]].tolist() == ["", 0]
+    assert table["change"].sum() == after["size"].sum() - before["size"].sum()
+    with pytest.raises(KeyError, match="after themes table.*'size'"):
+        explore.theme_size_changes(before, after.drop(columns="size"))
+
+
+def test_moved_notes_lists_changed_theme_or_status_and_withholds_contact_details():
+    before = _assignments([("n1", "a", "assigned", "", "stays"), ("n2", "b", "assigned", "", "merged"),
+                           ("n3", "new_01", "new_theme", "", "ring 0501-123456"), ("n4", "", "empty", "", "")])
+    after = _assignments([("n4", "", "empty", "", ""), ("n3", "", "excluded", "excluded by the analyst", "ring 0501-123456"),
+                          ("n2", "a", "assigned", "", "merged"), ("n1", "a", "assigned", "", "stays")])
+    moved = explore.moved_notes(before, after)
+    assert moved["note_id"].tolist() == ["n2", "n3"]
+    assert moved.loc[1, ["theme_before", "theme_after", "status_after"]].tolist() == ["new_01", "", "excluded"]
+    assert moved.loc[1, "text"] == explore.WITHHELD
+    assert moved.loc[1, "status_reason"] == "excluded by the analyst"
+    with pytest.raises(ValueError, match="same notes"):
+        explore.moved_notes(before, after.iloc[1:])
+
+
+def test_overrides_of_a_real_run_show_up_in_the_three_views(small_run, e5, tmp_path):
+    from analysis import pipeline
+
+    themed = small_run.assignments[small_run.assignments["theme_id"].ne("")]
+    excluded, pinned = themed["note_id"].iloc[0], themed["note_id"].iloc[1]
+    target = next(t for t in small_run.themes["theme_id"] if t != themed["theme_id"].iloc[1])
+    renamed = small_run.themes["theme_id"].iloc[-1]
+    overrides = tmp_path / "overrides.yml"
+    overrides.write_text(yaml.safe_dump({
+        "exclude": [{"note": excluded, "reason": "test"}], "pin": [{"note": pinned, "theme": target}],
+        "rename": [{"theme": renamed, "name": "Renamed"}, {"theme": "no_such_theme", "name": "Gone"}]}),
+        encoding="utf-8")
+    after = pipeline.run(small_run.config, embedder=e5, progress=False, overrides_path=overrides)
+
+    report = explore.overrides_table(after.overrides_report)
+    assert report["state"].tolist() == ["applied", "applied", "applied", "stale"]
+    moved = explore.moved_notes(small_run.assignments, after.assignments).set_index("note_id")
+    assert sorted(moved.index) == sorted([excluded, pinned])
+    assert moved.loc[excluded, "status_after"] == "excluded" and moved.loc[pinned, "theme_after"] == target
+    sizes = explore.theme_size_changes(small_run.themes, after.themes).set_index("theme_id")
+    assert sizes["change"].sum() == -1  # the excluded note left its theme; the pinned one moved
+    assert sizes.loc[renamed, "label_after"] == "Renamed"

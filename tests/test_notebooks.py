@@ -18,7 +18,8 @@ from analysis.explore import has_contact_details
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-EXPECTED = ["01-explore-notes.ipynb", "02-themes.ipynb", "03-personas.ipynb", "04-reproduce-and-evaluate.ipynb"]
+EXPECTED = ["01-explore-notes.ipynb", "02-themes.ipynb", "03-personas.ipynb", "04-reproduce-and-evaluate.ipynb",
+            "05-export.ipynb"]
 #: Cells whose output is removed on commit (see notebooks/README.md): figures and progress bars.
 STRIP_TAG = "strip-output"
 #: A committed notebook above this size almost certainly carries images or a huge table.
@@ -59,7 +60,7 @@ def notebook(request) -> tuple[str, dict]:
     return request.param, _notebook(request.param)
 
 
-def test_the_four_notebooks_are_there_in_order():
+def test_the_notebooks_are_there_in_order():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 

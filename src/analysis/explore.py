@@ -3,7 +3,7 @@
 Counts by site, source, workshop, role, language and persona tag; note lengths; exact and
 near-duplicate notes; the loader's statuses, flags, language sources and per-file findings.
 Also the few note-level views the theme notebook needs (centred vectors, a 2-D projection,
-theme tables with quotes). Every function takes the notes table from ``load.load_notes`` (or a
+theme tables with quotes, and what an analyst's overrides changed between two runs). Every function takes the notes table from ``load.load_notes`` (or a
 run's ``RunResult``) and returns a new DataFrame; nothing here changes a note's text.
 
 Quotes and duplicate listings pass through ``withhold_contact_details``: a note that contains an
@@ -314,3 +314,65 @@ def persona_overview(personas) -> pd.DataFrame:
     return pd.DataFrame([{"persona_id": p.id, "name": p.name, "role": p.role, "site": p.site or "",
                           "aliases": ", ".join(p.aliases), "needs": len(p.needs)} for p in personas],
                         columns=["persona_id", "name", "role", "site", "aliases", "needs"])
+
+
+# --------------------------------------------------------------------------- what an analyst's overrides changed
+
+
+def overrides_table(report: Sequence[dict]) -> pd.DataFrame:
+    """One row per override entry of a run (``RunResult.overrides_report``), in the order applied.
+
+    ``entry`` repeats the YAML entry as ``key: value`` pairs, so a ``stale`` one is easy to find
+    in the file; ``detail`` says what the entry did, or why it matched nothing.
+    """
+    rows = [{"operation": item["operation"],
+             "entry": ", ".join(f"{key}: {value}" for key, value in (item.get("entry") or {}).items()),
+             "state": item["state"], "detail": item.get("detail", "")} for item in report]
+    return pd.DataFrame(rows, columns=["operation", "entry", "state", "detail"])
+
+
+def theme_size_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Two runs' themes side by side: label and size before and after, and the change in size.
+
+    ``before`` and ``after`` are themes tables (``RunResult.themes``). Themes of ``before`` come
+    first, in its order, then themes found only in ``after``; a theme absent from one run has
+    size 0 and an empty label there.
+    """
+    for name, themes in (("before", before), ("after", after)):
+        missing = [c for c in ("theme_id", "label", "size") if c not in themes.columns]
+        if missing:
+            raise KeyError(f"the {name} themes table has no column(s) {missing}; pass RunResult.themes.")
+    ids = list(dict.fromkeys([*before["theme_id"].astype(str), *after["theme_id"].astype(str)]))
+    old = before.assign(theme_id=before["theme_id"].astype(str)).set_index("theme_id")
+    new = after.assign(theme_id=after["theme_id"].astype(str)).set_index("theme_id")
+    table = pd.DataFrame({"theme_id": ids,
+                          "label_before": old["label"].reindex(ids).fillna("").to_numpy(),
+                          "label_after": new["label"].reindex(ids).fillna("").to_numpy(),
+                          "size_before": old["size"].reindex(ids).fillna(0).astype("int64").to_numpy(),
+                          "size_after": new["size"].reindex(ids).fillna(0).astype("int64").to_numpy()})
+    table["change"] = table["size_after"] - table["size_before"]
+    return table
+
+
+def moved_notes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """The notes whose theme or status differs between two runs of the same notes.
+
+    ``before`` and ``after`` are assignments tables (``RunResult.assignments``). One row per
+    changed note, ordered by the move (theme before, theme after) and note id: the themes and
+    statuses on both sides, the reason the second run gives, and the text with contact details
+    withheld.
+    """
+    columns = ["note_id", "theme_id", "status", "status_reason", "text"]
+    _require(before, columns)
+    _require(after, columns)
+    left, right = set(before["note_id"].astype(str)), set(after["note_id"].astype(str))
+    if left != right:
+        raise ValueError(f"moved_notes compares two runs of the same notes, but {len(left - right)} note id(s) are "
+                         f"only in the first and {len(right - left)} only in the second. Run both on the same input.")
+    pairs = before[["note_id", "theme_id", "status"]].merge(after[columns], on="note_id", suffixes=("_before", "_after"))
+    pairs = pairs.rename(columns={"theme_id_before": "theme_before", "theme_id_after": "theme_after"})
+    changed = pairs["theme_before"].ne(pairs["theme_after"]) | pairs["status_before"].ne(pairs["status_after"])
+    moved = pairs.loc[changed, ["note_id", "theme_before", "theme_after", "status_before", "status_after",
+                                "status_reason", "text"]]
+    moved = moved.sort_values(["theme_before", "theme_after", "note_id"], kind="stable").reset_index(drop=True)
+    return withhold_contact_details(moved)
