@@ -3,8 +3,9 @@
 Counts by site, source, workshop, role, language and persona tag; note lengths; exact and
 near-duplicate notes; the loader's statuses, flags, language sources and per-file findings.
 Also the few note-level views the theme notebook needs (centred vectors, a 2-D projection,
-theme tables with quotes, and what an analyst's overrides changed between two runs). Every function takes the notes table from ``load.load_notes`` (or a
-run's ``RunResult``) and returns a new DataFrame; nothing here changes a note's text.
+theme tables with quotes, and what an analyst's overrides changed between two runs). Every
+function takes the notes table from ``load.load_notes`` (or a run's ``RunResult``) and returns
+a new DataFrame; nothing here changes a note's text.
 
 Quotes and duplicate listings pass through ``withhold_contact_details``: a note that contains an
 e-mail address or a phone number is shown as a placeholder, never as written.
