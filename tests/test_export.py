@@ -464,6 +464,30 @@ def test_codebook_has_definitions_keywords_and_quotes(run_dir, seeds, assignment
     assert "\n# " not in markdown.split("# Codebook", 1)[1]  # note text cannot open headings
 
 
+def test_workbook_is_byte_identical_whenever_it_is_written(run_dir, tmp_path, monkeypatch):
+    """No clock in the file: a second export, a minute later by openpyxl's clock, is the same bytes."""
+    import datetime
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    first = write_assignments_xlsx(run_dir, tmp_path / "first.xlsx").read_bytes()
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2031, 5, 17, 12, 0, tzinfo=tz)
+
+    monkeypatch.setattr(datetime, "datetime", Later)
+    second = write_assignments_xlsx(run_dir, tmp_path / "second.xlsx")
+    monkeypatch.undo()
+    assert second.read_bytes() == first
+    with zipfile.ZipFile(second) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"dcterms:modified" not in archive.read("docProps/core.xml")
+    assert load_workbook(second).sheetnames == ["assignments", "themes"]  # still opens
+
+
 def test_workbook_never_holds_a_formula(run_dir, assignments, tmp_path):
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter

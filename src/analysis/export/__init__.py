@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,3 +161,33 @@ def read_run(run_dir: str | Path) -> RunFolder:
                      manifest=_read_json(run_dir / MANIFEST_FILE),
                      persona_report=_read_json(run_dir / PERSONA_REPORT_FILE) or {},
                      k_selection=read_csv(k_path) if k_path.is_file() else None)
+
+
+#: Every zip entry this package writes carries this time (the earliest a zip can hold).
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+def _zip_entry(name: str, directory: bool = False) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+    entry.create_system = 3
+    entry.external_attr = ((0o40755 << 16) | 0x10) if directory else (0o644 << 16)
+    entry.compress_type = zipfile.ZIP_STORED if directory else zipfile.ZIP_DEFLATED
+    return entry
+
+
+def write_zip(out_path: Path, members: list[tuple[str, bytes | None]]) -> Path:
+    """A zip file with no clock in it: fixed entry times and modes, members in the given order.
+
+    ``members`` are (name, bytes) pairs; bytes None makes a folder entry. The same members give
+    the same bytes on any machine, on any day.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(out_path.name + ".partial")  # never leave half a project behind
+    try:
+        with zipfile.ZipFile(partial, "w") as archive:
+            for name, data in members:
+                archive.writestr(_zip_entry(name, directory=data is None), b"" if data is None else data)
+        partial.replace(out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out_path

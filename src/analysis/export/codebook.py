@@ -8,13 +8,15 @@ marked as a candidate, for the analyst to check and rename.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.export import RunFolder, read_run, split_list, write_csv
+from analysis.export import RunFolder, read_run, split_list, write_csv, write_zip
 
 N_QUOTES = 3
 CODEBOOK_MD = "codebook.md"
@@ -207,5 +209,23 @@ def write_assignments_xlsx(run_dir: str | Path, out_path: str | Path) -> Path:
     assignments.title = "assignments"
     _write_sheet(assignments, run.assignments)
     _write_sheet(workbook.create_sheet("themes"), run.themes)
-    workbook.save(out_path)
-    return out_path
+    return _save_without_clock(workbook, out_path)
+
+
+def _save_without_clock(workbook, out_path: Path) -> Path:
+    """Save so that the same run gives the same bytes: openpyxl stamps the workbook's created and
+    modified times (both optional in the file format); they are left out, and every zip entry
+    gets the package's fixed time."""
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    members = []
+    with zipfile.ZipFile(buffer) as saved:
+        for name in saved.namelist():
+            data = saved.read(name)
+            if name == "docProps/core.xml":
+                data = _DATES.sub(b"", data)
+            members.append((name, data))
+    return write_zip(out_path, members)
+
+
+_DATES = re.compile(rb"<dcterms:(created|modified)\b[^>]*>[^<]*</dcterms:\1>")

@@ -38,7 +38,7 @@ from xml.etree import ElementTree as ET
 import pandas as pd
 
 from analysis import __version__
-from analysis.export import ExportError, RunFolder, read_run, split_list
+from analysis.export import ExportError, RunFolder, read_run, split_list, write_zip
 from analysis.export.codebook import seeds_by_id, theme_definition
 from analysis.schema import CORE_COLUMNS, LANGUAGES, NO_PERSONA, STATUS_EMPTY, STATUS_OK, UNDETERMINED
 
@@ -50,7 +50,6 @@ INTERNAL = "internal://"
 #: Notes of one source are joined by a blank line in its plain text.
 NOTE_SEPARATOR = "\n\n"
 #: All ZIP members get this timestamp, so the archive's bytes depend only on its content.
-ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 ORIGIN = f"analysis {__version__}"
 #: The namespace of every GUID this module writes (uuid5 of the stable id of the thing).
 GUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:analysis:refi-qda")
@@ -466,27 +465,6 @@ def project_xml(run: RunFolder, sources: list[SourceText], seed_themes=None, per
     return _xml_bytes(project)
 
 
-def _zip_entry(name: str, directory: bool = False) -> zipfile.ZipInfo:
-    entry = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
-    entry.create_system = 3
-    entry.external_attr = ((0o40755 << 16) | 0x10) if directory else (0o644 << 16)
-    entry.compress_type = zipfile.ZIP_STORED if directory else zipfile.ZIP_DEFLATED
-    return entry
-
-
-def _write_zip(out_path: Path, members: list[tuple[str, bytes | None]]) -> Path:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(out_path.name + ".partial")  # never leave half a project behind
-    try:
-        with zipfile.ZipFile(partial, "w") as archive:
-            for name, data in members:
-                archive.writestr(_zip_entry(name, directory=data is None), b"" if data is None else data)
-        partial.replace(out_path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return out_path
-
-
 def write_qdpx(run_dir: str | Path, out_path: str | Path, seed_themes=None, personas=None) -> Path:
     """Write the run in ``run_dir`` as a REFI-QDA project (``.qdpx``) at ``out_path``.
 
@@ -498,7 +476,7 @@ def write_qdpx(run_dir: str | Path, out_path: str | Path, seed_themes=None, pers
     members: list[tuple[str, bytes | None]] = [
         (PROJECT_FILE, project_xml(run, sources, seed_themes, personas)), (f"{SOURCES_DIR}/", None)]
     members += [(source.member, source.text.encode("utf-8")) for source in sources]
-    return _write_zip(Path(out_path), members)
+    return write_zip(Path(out_path), members)
 
 
 def codebook_xml(run: RunFolder, seed_themes=None) -> bytes:
