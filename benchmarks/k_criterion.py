@@ -23,17 +23,16 @@ import themes as bench  # noqa: E402  (benchmarks/themes.py: the same set loader
 
 from analysis.config import load_config  # noqa: E402
 from analysis.pipeline import build_embedder, theme_model_from_config  # noqa: E402
-from analysis.themes import cluster_spectral, default_neighbors, knn_graph, spectral_embedding  # noqa: E402
+from analysis.themes import (  # noqa: E402
+    cluster_spectral,
+    default_neighbors,
+    knn_graph,
+    modularity,
+    spectral_embedding,
+)
 
 GAMMAS = (1.0, 1.25, 1.5, 2.0)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def modularity_at(graph, labels: np.ndarray, gamma: float) -> float:
-    degrees = np.asarray(graph.sum(axis=1)).ravel()
-    total = degrees.sum()
-    return float(sum(graph[labels == c][:, labels == c].sum() / total - gamma * (degrees[labels == c].sum() / total) ** 2
-                     for c in np.unique(labels)))
 
 
 def curve(bench_set, vectors: np.ndarray, config, max_k: int) -> pd.DataFrame:
@@ -45,7 +44,7 @@ def curve(bench_set, vectors: np.ndarray, config, max_k: int) -> pd.DataFrame:
     for k in range(2, max_k + 1):
         labels = cluster_spectral(embedding, k, model.random_state)
         rows.append({"k": k, "ari": adjusted_rand_score(bench_set.labels[bench_set.scored], labels[bench_set.scored]),
-                     **{f"q_{gamma:g}": modularity_at(graph, labels, gamma) for gamma in GAMMAS}})
+                     **{f"q_{gamma:g}": modularity(graph, labels, gamma) for gamma in GAMMAS}})
     return pd.DataFrame(rows)
 
 

@@ -172,7 +172,7 @@ def report(
     """Write one self-contained HTML report of a finished run (figures embedded, no JavaScript, offline)."""
     from analysis.export.report import ReportError, write_report
 
-    with _exit_on_user_error(ConfigError, ReportError):
+    with _exit_on_user_error(ReportError):
         run_dir = from_dir
         if run_dir is None:
             cfg = load_config(config)

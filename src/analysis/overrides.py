@@ -250,11 +250,10 @@ def _refit_model(model, state: _State, centred: np.ndarray, evidence: np.ndarray
     prototypes = []
     for theme in ids:
         rows = state.labels == theme
-        unchanged = theme in old and np.array_equal(rows, model.labels_ == theme)
-        if theme in old and (unchanged or not rows.any()):
-            prototypes.append(old[theme])
+        if theme in old and (not rows.any() or np.array_equal(rows, model.labels_ == theme)):
+            prototypes.append(old[theme])  # the overrides left its notes as they were
             continue
-        centroid = centred[rows].mean(axis=0) if rows.any() else old[theme]
+        centroid = centred[rows].mean(axis=0)
         prototypes.append(centroid / (np.linalg.norm(centroid) or 1.0))
     theme_evidence = _theme_evidence(model.themes_["theme_id"].tolist(), evidence, ids, state.origins)
     model.prototypes_ = np.asarray(prototypes) if prototypes else np.zeros((0, centred.shape[1]))

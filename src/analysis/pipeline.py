@@ -147,7 +147,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         if analysable.any():
             applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
                                       overrides, random_state=config.themes.random_state,
-                                      evidence=model.lexical_evidence(seed_lexical) if seeds else None)
+                                      evidence=model.lexical_evidence(seed_lexical))
             names.update(applied["names"])
             overrides_report = applied["report"]
 

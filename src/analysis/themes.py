@@ -141,14 +141,15 @@ def spectral_embedding(graph, n_components: int) -> np.ndarray:
     return vecs * np.where(signs == 0, 1, signs)
 
 
-def modularity(graph, labels: np.ndarray) -> float:
-    """Newman's modularity of a partition of an undirected graph."""
+def modularity(graph, labels: np.ndarray, resolution: float = 1.0) -> float:
+    """Newman's modularity of a partition of an undirected graph; ``resolution`` γ > 1 favours
+    more, smaller groups (γ = 1 is what ``choose_k`` uses)."""
     degrees = np.asarray(graph.sum(axis=1)).ravel()
     total = degrees.sum()
     score = 0.0
     for cluster in np.unique(labels):
         members = labels == cluster
-        score += graph[members][:, members].sum() / total - (degrees[members].sum() / total) ** 2
+        score += graph[members][:, members].sum() / total - resolution * (degrees[members].sum() / total) ** 2
     return float(score)
 
 

@@ -20,6 +20,8 @@ from analysis.export import RunFolder, read_run, split_list, write_csv, write_zi
 
 N_QUOTES = 3
 CODEBOOK_MD = "codebook.md"
+#: openpyxl's created and modified times in docProps/core.xml (both optional); left out of the XLSX.
+_DATES = re.compile(rb"<dcterms:(created|modified)\b[^>]*>[^<]*</dcterms:\1>")
 CODEBOOK_CSV = "codebook.csv"
 
 #: Columns of assignments.csv / themes.csv that hold numbers (written as numbers to Excel).
@@ -227,5 +229,3 @@ def _save_without_clock(workbook, out_path: Path) -> Path:
             members.append((name, data))
     return write_zip(out_path, members)
 
-
-_DATES = re.compile(rb"<dcterms:(created|modified)\b[^>]*>[^<]*</dcterms:\1>")

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Sequence
 
 
-
 class Markup(str):
     """HTML built here from escaped parts; everything else is escaped on output."""
 

@@ -49,7 +49,6 @@ SOURCES_DIR = "sources"
 INTERNAL = "internal://"
 #: Notes of one source are joined by a blank line in its plain text.
 NOTE_SEPARATOR = "\n\n"
-#: All ZIP members get this timestamp, so the archive's bytes depend only on its content.
 ORIGIN = f"analysis {__version__}"
 #: The namespace of every GUID this module writes (uuid5 of the stable id of the thing).
 GUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:analysis:refi-qda")
