@@ -21,7 +21,7 @@ import hashlib
 import logging
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +82,14 @@ class Persona:
     site: str | None = None
 
     def surface_forms(self) -> tuple[str, ...]:
-        """Name and aliases, longest first, without repeats."""
-        forms = {normalise(form) for form in (self.name, *self.aliases) if normalise(form)}
+        """Name, first name and aliases, longest first, without repeats.
+
+        Notes call "Astrid Haugen" Astrid; the first name counts when the name has more than
+        one word and starts with a capital (so "fru Haugen" does not make "fru" a name).
+        """
+        words = normalise(self.name).split()
+        first = [words[0]] if len(words) > 1 and words[0][:1].isupper() and len(words[0]) > 1 else []
+        forms = {normalise(form) for form in (self.name, *first, *self.aliases) if normalise(form)}
         return tuple(sorted(forms, key=lambda form: (-len(form), form)))
 
     def sentences(self) -> tuple[str, ...]:
@@ -104,7 +110,7 @@ def _text_field(path, where, entry, key, required) -> str:
             raise _fail(path, where, f"key '{key}' is missing or empty", f"Add '{key}: ...' to this persona.")
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise _fail(path, where, f"key '{key}' must be text, got {type(value).__name__}",
+        raise _fail(path, where, f"key '{key}' must be text, got a {_yaml_kind(value)}",
                     f"Write '{key}' as a single line of text.")
     return normalise(str(value))
 
@@ -119,19 +125,28 @@ def _aliases(path, where, entry) -> tuple[str, ...]:
     return tuple(normalise(a) for a in aliases if normalise(a))
 
 
-def _needs(path, where, entry) -> tuple[Need, ...]:
+def _needs(path, where, entry, persona_id: str) -> tuple[Need, ...]:
+    """A persona's needs: each a line of text, or a mapping with ``id`` and ``text``.
+
+    A need written as plain text gets the id ``<persona id>-<position>`` (1-based), so that
+    ``- Vite hvem som kommer`` as the second need of ``astrid`` is ``astrid-2``.
+    """
     raw = entry.get("needs") or []
     if not isinstance(raw, list):
-        raise _fail(path, where, "key 'needs' must be a list of {id, text}",
-                    "Write each need as '- id: ...' with 'text: ...' below it.")
+        raise _fail(path, where, "key 'needs' must be a list",
+                    "Write each need on its own line as '- text of the need' (or '- id: ...' with 'text: ...').")
     needs, seen = [], set()
-    for number, need in enumerate(raw):
+    for number, need in enumerate(raw, start=1):
         need_where = f"{where}, need {number}"
-        if not isinstance(need, dict):
-            raise _fail(path, need_where, f"a need must be a mapping, got {type(need).__name__}",
-                        "Give each need an 'id' and a 'text'.")
-        need_id = _text_field(path, need_where, need, "id", required=True)
-        text = _text_field(path, f"{need_where} ({need_id})", need, "text", required=True)
+        if isinstance(need, str) and normalise(need):
+            need_id, text = f"{persona_id}-{number}", normalise(need)
+        elif isinstance(need, dict):
+            need_id = _text_field(path, need_where, need, "id", required=True)
+            text = _text_field(path, f"{need_where} ('{need_id}')", need, "text", required=True)
+        else:
+            got = "an empty line" if need is None or isinstance(need, str) else f"a {_yaml_kind(need)}"
+            raise _fail(path, need_where, f"a need must be a line of text or a mapping with 'id' and 'text', got {got}",
+                        "Write the need as '- text of the need'.")
         if need_id in seen:
             raise _fail(path, need_where, f"duplicate need id '{need_id}'", "Give each need its own id.")
         seen.add(need_id)
@@ -139,14 +154,28 @@ def _needs(path, where, entry) -> tuple[Need, ...]:
     return tuple(needs)
 
 
-def _persona(path: Path, index: int, entry, line: int | None = None) -> Persona:
+def _yaml_kind(value) -> str:
+    """What a YAML value is, in the words of someone who edits YAML (not Python's type names)."""
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, bool):
+        return "true/false value"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "line of text"
+
+
+def _persona(path: Path, number: int, entry, line: int | None = None) -> Persona:
+    """One persona entry; ``number`` is its 1-based position in the file."""
     at_line = f"line {line}, " if line else ""
-    where = f"{at_line}persona {index}"
+    where = f"{at_line}persona {number}"
     if not isinstance(entry, dict):
-        raise _fail(path, where, f"each persona must be a mapping, got {type(entry).__name__}",
+        raise _fail(path, where, f"each persona must be a mapping, got a {_yaml_kind(entry)}",
                     "Start each persona with '- id: ...'.")
     persona_id = _text_field(path, where, entry, "id", required=True)
-    where = f"{at_line}persona {index} ('{persona_id}')"
+    where = f"{at_line}persona {number} ('{persona_id}')"
     if persona_id.lower() == NO_PERSONA:
         raise _fail(path, where, f"the id '{NO_PERSONA}' is reserved for notes without a persona",
                     "Choose another id.")
@@ -157,7 +186,7 @@ def _persona(path: Path, index: int, entry, line: int | None = None) -> Persona:
         role=_text_field(path, where, entry, "role", required=False),
         aliases=_aliases(path, where, entry),
         description=_text_field(path, where, entry, "description", required=False),
-        needs=_needs(path, where, entry),
+        needs=_needs(path, where, entry, persona_id),
         site=site.lower() if site else None,
     )
 
@@ -183,13 +212,17 @@ def load_personas(path: str | Path) -> list[Persona]:
                                "Start the file with 'personas:' and list each persona under it.")
     personas, seen = [], {}
     lines = yaml_item_lines(text, "personas")
-    for index, entry in enumerate(data["personas"]):
-        line = lines[index] if index < len(lines) else None
-        persona = _persona(path, index, entry, line)
-        if persona.id in seen:
-            raise _fail(path, f"{f'line {line}, ' if line else ''}persona {index} ('{persona.id}')",
-                        f"duplicate id, already used by persona {seen[persona.id]}", "Give each persona its own id.")
-        seen[persona.id] = index
+    for number, entry in enumerate(data["personas"], start=1):
+        line = lines[number - 1] if number - 1 < len(lines) else None
+        persona = _persona(path, number, entry, line)
+        # Ids are compared case-insensitively everywhere (tags, gold labels), so two ids
+        # that differ only in case would be one persona there.
+        key = persona.id.casefold()
+        if key in seen:
+            raise _fail(path, f"{f'line {line}, ' if line else ''}persona {number} ('{persona.id}')",
+                        f"duplicate id, already used by persona {seen[key]} (ids are compared ignoring case)",
+                        "Give each persona its own id.")
+        seen[key] = number
         personas.append(persona)
     return personas
 
@@ -231,8 +264,10 @@ def _form_pattern(form: str) -> str:
 def _mention_regex(persona: Persona) -> re.Pattern:
     """Whole-word name or alias with an optional possessive; capitalised or all-caps only.
 
-    ``(?<![\\w-])`` keeps "Jens-Roald" out; ``(?!\\w)`` after the optional possessive keeps
+    ``(?<![\\w-])`` keeps "Jens-Roald" out; ``(?!\\w|-\\w)`` after the optional possessive keeps
     "Roaldsen", "Knutepunkt" and "Edelweiss" out while "Roalds", "Elias'", "Roald's" match.
+    A compound on the name ("Astrid-filmen", "Jonas-personan") is about something named
+    after the persona (the persona film, the sheet), not the persona: not a mention.
     """
     forms = []
     for form in persona.surface_forms():
@@ -240,7 +275,7 @@ def _mention_regex(persona: Persona) -> re.Pattern:
         for variant in (form, form[0].upper() + form[1:], form.upper()):
             forms.append(_form_pattern(variant))
     alternatives = "|".join(dict.fromkeys(forms))
-    return re.compile(rf"(?<![\w-])(?P<form>{alternatives})(?P<possessive>['’]s|s|['’])?(?!\w)")
+    return re.compile(rf"(?<![\w-])(?P<form>{alternatives})(?P<possessive>['’]s|s|['’])?(?!\w|-\w)")
 
 
 def find_mentions(text: str, personas: Sequence[Persona]) -> list[Mention]:
@@ -385,38 +420,71 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
+def _note_ids(notes: pd.DataFrame) -> np.ndarray:
+    ids = notes["note_id"] if "note_id" in notes.columns else notes.index.to_series()
+    return ids.astype(str).to_numpy()
+
+
+@dataclass(frozen=True)
+class NoteSpace:
+    """The notes' vectors in the space persona linking compares in, and the way in for other texts.
+
+    In a run this is the run's own vectors, centred by its fitted ThemeModel
+    (``pipeline.note_space``), so the notes are not embedded a second time; persona
+    descriptions and needs, which are not notes, are embedded and centred the same way.
+    ``NoteSpace.from_notes`` builds one for notes outside a run.
+    """
+
+    note_ids: tuple[str, ...]
+    vectors: np.ndarray  # one unit-length row per note id; zero for a note without text
+    embedder: object
+    centre: Callable[[np.ndarray], np.ndarray]  # raw embeddings -> centred, unit length
+
+    @classmethod
+    def from_notes(cls, notes: pd.DataFrame, embedder) -> "NoteSpace":
+        """Embed the notes and centre on their mean (averaged in text order: row order cannot matter)."""
+        texts = _note_texts(notes)
+        raw = _embed(embedder, texts)
+        written = sorted((i for i, text in enumerate(texts) if text), key=lambda i: texts[i])
+        mean = raw[written].mean(axis=0) if written else np.zeros(raw.shape[1])
+
+        def centre(vectors: np.ndarray) -> np.ndarray:
+            return _unit(np.asarray(vectors, dtype=np.float64) - mean)
+
+        vectors = centre(raw)
+        vectors[[not text for text in texts]] = 0.0
+        return cls(tuple(_note_ids(notes)), vectors, embedder, centre)
+
+    def rows(self, note_ids) -> np.ndarray:
+        """Row positions of these note ids in ``vectors``."""
+        where = {note_id: i for i, note_id in enumerate(self.note_ids)}
+        missing = [str(n) for n in note_ids if str(n) not in where]
+        if missing:
+            raise KeyError(f"{len(missing)} note(s) are not in the run's vectors (e.g. {missing[0]!r}); "
+                           "build the NoteSpace from the same notes.")
+        return np.array([where[str(n)] for n in note_ids], dtype=int)
+
+    def of_notes(self, notes: pd.DataFrame) -> np.ndarray:
+        return self.vectors[self.rows(_note_ids(notes))] if len(notes) else np.zeros((0, self.vectors.shape[1]))
+
+    def of_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Centred unit vectors of texts that are not notes (persona descriptions, needs)."""
+        if not texts:
+            return np.zeros((0, self.vectors.shape[1]))
+        return self.centre(_embed(self.embedder, texts))
+
+
+def _space(notes: pd.DataFrame, space_or_embedder) -> NoteSpace:
+    """A NoteSpace as given, or one built from the notes with this embedder."""
+    if isinstance(space_or_embedder, NoteSpace):
+        return space_or_embedder
+    return NoteSpace.from_notes(notes, space_or_embedder)
+
+
 def _note_sites(notes: pd.DataFrame) -> np.ndarray | None:
     if "site" not in notes.columns:
         return None
     return np.array([str(s).strip().lower() if isinstance(s, str) else "" for s in notes["site"]])
-
-
-def _site_centres(vectors: np.ndarray, texts: list[str], sites: np.ndarray | None) -> dict[str | None, np.ndarray]:
-    """Mean note vector per site (key None: all notes).
-
-    e5 puts texts of one language and register close together; subtracting the site's mean
-    note (the site fixes the language here) leaves what a note says rather than how notes
-    from that workshop sound, so Swedish and Norwegian scores become comparable. Rows are
-    averaged in text order so that shuffling the notes cannot change the centre.
-    """
-    written = [i for i, text in enumerate(texts) if text]
-    written.sort(key=lambda i: texts[i])
-    centres = {None: _shrunk_mean(vectors[written])}
-    if sites is not None:
-        for site in sorted(set(sites[written])):
-            centres[site] = _shrunk_mean(vectors[[i for i in written if sites[i] == site]])
-    return centres
-
-
-#: Pseudo-count pulling a site's centre towards "no centring": with a handful of notes the
-#: mean is mostly those notes themselves, and subtracting it would erase what they say.
-CENTRE_PRIOR_NOTES = 5
-
-
-def _shrunk_mean(vectors: np.ndarray) -> np.ndarray:
-    if len(vectors) == 0:
-        return np.zeros(vectors.shape[1])
-    return vectors.sum(axis=0) / (len(vectors) + CENTRE_PRIOR_NOTES)
 
 
 def _persona_exemplars(persona: Persona, links: pd.DataFrame, texts: list[str]) -> tuple[list[str], list[int]]:
@@ -432,56 +500,71 @@ def _persona_exemplars(persona: Persona, links: pd.DataFrame, texts: list[str]) 
     return sentences + [texts[i] for i in rows], [-1] * len(sentences) + rows
 
 
-def _persona_scores(persona, note_vectors, note_centres, links, texts, sites, embedder, centres):
-    """Top-k mean similarity of every note to one persona (NaN where the site rules it out)."""
+def _persona_scores(persona, notes, links, texts, sites, space: NoteSpace):
+    """Top-k mean similarity of every note to one persona (NaN where the site rules it out).
+
+    Also the similarity to the persona's own sentences alone (description and needs, no
+    notes), which the reliability check uses, and the best-matching sentence as evidence.
+    """
     exemplar_texts, exemplar_rows = _persona_exemplars(persona, links, texts)
     n_notes = len(texts)
     if not exemplar_texts:
-        return np.full(n_notes, np.nan), np.full(n_notes, "", dtype=object)
-    centre = centres.get(persona.site, centres[None]) if sites is not None else centres[None]
+        return np.full(n_notes, np.nan), np.full(n_notes, np.nan), np.full(n_notes, "", dtype=object)
     rows = np.asarray(exemplar_rows)
-    sentence_vectors = _embed(embedder, [t for t, r in zip(exemplar_texts, rows) if r == -1])
-    exemplars = _unit(np.vstack([sentence_vectors, note_vectors[rows[rows >= 0]]]) - centre)
-    notes = _unit(note_vectors - note_centres)
-    k = min(TOP_K, len(exemplars))
     n_sentences = int((rows == -1).sum())
-    scores, best_sentence = np.empty(n_notes), np.zeros(n_notes, dtype=int)
+    exemplars = np.vstack([space.of_texts(exemplar_texts[:n_sentences]), notes[rows[rows >= 0]]])
+    k = min(TOP_K, len(exemplars))
+    scores, own, best_sentence = np.empty(n_notes), np.full(n_notes, np.nan), np.zeros(n_notes, dtype=int)
     for start in range(0, n_notes, SIMILARITY_CHUNK):
         chunk = np.arange(start, min(start + SIMILARITY_CHUNK, n_notes))
         similarity = notes[chunk] @ exemplars.T
         similarity[chunk[:, None] == rows[None, :]] = -np.inf  # a note is not its own exemplar
         scores[chunk] = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
         if n_sentences:
-            best_sentence[chunk] = similarity[:, :n_sentences].argmax(axis=1)
+            sentences = similarity[:, :n_sentences]
+            own[chunk] = np.sort(sentences, axis=1)[:, -min(TOP_K, n_sentences):].mean(axis=1)
+            best_sentence[chunk] = sentences.argmax(axis=1)
     evidence = np.array([exemplar_texts[j] for j in best_sentence], dtype=object) if n_sentences \
         else np.full(n_notes, "", dtype=object)
     if persona.site and sites is not None:
         scores[sites != persona.site] = np.nan
-    return scores, evidence
+        own[sites != persona.site] = np.nan
+    return scores, own, evidence
 
 
-def similarity_scores(notes: pd.DataFrame, personas: Sequence[Persona], embedder,
+def similarity_scores(notes: pd.DataFrame, personas: Sequence[Persona], space,
                       links: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per note: best persona by similarity, its score, the runner-up and the margin.
 
-    Columns: best_persona, score, runner_up, runner_up_score, margin, voiced, evidence, plus
-    one ``score_<persona id>`` column per persona. ``links`` are the explicit links whose
-    notes serve as exemplars (computed when not given).
+    ``space`` is the run's NoteSpace (or an embedder, to embed the notes here). Columns:
+    best_persona, score, runner_up, runner_up_score, margin, voiced, evidence,
+    sentence_persona (the persona whose own description and needs the note is closest to),
+    plus one ``score_<persona id>`` column per persona. ``links`` are the explicit links
+    whose notes serve as exemplars (computed when not given).
     """
     links = explicit_links(notes, personas) if links is None else links
+    space = _space(notes, space)
     texts = _note_texts(notes)
     sites = _note_sites(notes)
-    note_vectors = _embed(embedder, texts)
-    centres = _site_centres(note_vectors, texts, sites)
-    note_centres = np.stack([centres.get(site, centres[None]) for site in sites]) if sites is not None \
-        else np.tile(centres[None], (len(texts), 1))
+    vectors = space.of_notes(notes)
     table = pd.DataFrame(index=notes.index)
-    evidence = {}
+    evidence, own = {}, {}
     for persona in sorted(personas, key=lambda p: p.id):
-        scores, evidence[persona.id] = _persona_scores(persona, note_vectors, note_centres, links, texts,
-                                                       sites, embedder, centres)
+        scores, own[persona.id], evidence[persona.id] = _persona_scores(persona, vectors, links, texts, sites, space)
         table[f"score_{persona.id}"] = scores
-    return _rank_personas(table, evidence, texts)
+    table = _rank_personas(table, evidence, texts)
+    table["sentence_persona"] = _best_of(own, len(texts))
+    return table
+
+
+def _best_of(scores: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Per row, the id with the highest finite score ("" where none is finite); ties: first id."""
+    ids = sorted(scores)
+    if not ids:
+        return np.full(n, "", dtype=object)
+    matrix = np.column_stack([np.where(np.isnan(scores[i]), -np.inf, scores[i]) for i in ids])
+    best = matrix.argmax(axis=1)
+    return np.where(np.isfinite(matrix[np.arange(n), best]), np.array(ids, dtype=object)[best], "")
 
 
 def _rank_personas(table: pd.DataFrame, evidence: dict[str, np.ndarray], texts: list[str]) -> pd.DataFrame:
@@ -493,7 +576,7 @@ def _rank_personas(table: pd.DataFrame, evidence: dict[str, np.ndarray], texts: 
     best = ranked[rows, order[:, 0]] if ids else np.full(len(table), -np.inf)
     runner = ranked[rows, order[:, 1]] if len(ids) > 1 else np.full(len(table), -np.inf)
     linkable = np.isfinite(best)
-    # With a single eligible persona the runner-up is "nobody", scored 0: the site's average note.
+    # With a single eligible persona the runner-up is "nobody", scored 0: the average note.
     runner_score = np.where(np.isfinite(runner), runner, 0.0)
     table["best_persona"] = np.where(linkable, [ids[j] for j in order[:, 0]] if ids else "", NO_PERSONA)
     table["score"] = np.where(linkable, best, np.nan)
@@ -506,15 +589,109 @@ def _rank_personas(table: pd.DataFrame, evidence: dict[str, np.ndarray], texts: 
     return table
 
 
+# --------------------------------------------------------------------------- reliability
+
+#: The similarity step links nothing on a corpus where it cannot be trusted. Two personas
+#: whose descriptions and needs are this alike (centred cosine of their mean sentence
+#: vectors) cannot be told apart by similarity.
+MAX_PROFILE_SIMILARITY = 0.8
+#: The notes that name or are tagged with a persona are a check the corpus gives for free:
+#: the persona whose description and needs are closest to such a note should be the one it
+#: names. With fewer than MIN_CHECK_NOTES such notes the check is too small to pass; below
+#: MIN_AGREEMENT of them the descriptions do not pick out the persona's notes on this corpus.
+MIN_CHECK_NOTES = 10
+MIN_AGREEMENT = 0.6
+
+
+def _profile_overlap(personas: Sequence[Persona], space: NoteSpace) -> tuple[float, tuple[str, str] | None]:
+    """The highest cosine between two personas' mean sentence vectors, and which two."""
+    profiles = {p.id: _unit(space.of_texts(list(p.sentences())).mean(axis=0)) for p in personas if p.sentences()}
+    ids = sorted(profiles)
+    best, pair = -1.0, None
+    for i, first in enumerate(ids):
+        for second in ids[i + 1:]:
+            value = float(profiles[first] @ profiles[second])
+            if value > best:
+                best, pair = value, (first, second)
+    return best, pair
+
+
+def similarity_reliability(links: pd.DataFrame, similarity: pd.DataFrame, personas: Sequence[Persona],
+                           space: NoteSpace) -> dict:
+    """Whether the similarity step can be trusted on this corpus, with the reasons in words.
+
+    ``{"reliable": bool, "reasons": [...], "checks": {...}}``. Not reliable when no note
+    without a tag or name speaks in a personal voice, when two personas' descriptions are
+    too alike, or when the notes that name a persona are not closest to that persona's own
+    description and needs (see MIN_CHECK_NOTES, MIN_AGREEMENT).
+    """
+    reasons = []
+    voiced = int((similarity["voiced"] & (links["persona_method"] == METHOD_NONE)).sum())
+    if voiced == 0:
+        reasons.append("no note without a tag or a name speaks in a personal voice (first person or a "
+                       "family word such as 'pappa'), so there is nothing similarity could link")
+    overlap, pair = _profile_overlap(personas, space)
+    if pair is not None and overlap >= MAX_PROFILE_SIMILARITY:
+        reasons.append(f"the descriptions and needs of personas '{pair[0]}' and '{pair[1]}' are too alike "
+                       f"(similarity {overlap:.2f} ≥ {MAX_PROFILE_SIMILARITY}) to tell their notes apart")
+    explicit = links["persona_method"].isin([METHOD_TAG, METHOD_MENTION]).to_numpy() \
+        & (similarity["sentence_persona"] != "").to_numpy()
+    agree = int((similarity["sentence_persona"].to_numpy()[explicit] == links["persona_id"].to_numpy()[explicit]).sum())
+    checked = int(explicit.sum())
+    if len(personas) > 1:
+        if checked < MIN_CHECK_NOTES:
+            reasons.append(f"only {checked} note(s) carry a persona tag or name (at least {MIN_CHECK_NOTES} are "
+                           "needed to check that the persona descriptions pick out their notes)")
+        elif agree / checked < MIN_AGREEMENT:
+            reasons.append(f"of the {checked} notes that carry a persona tag or name, only {agree} "
+                           f"({agree / checked:.0%}, below {MIN_AGREEMENT:.0%}) are closest to that persona's "
+                           "description and needs")
+    return {"reliable": not reasons, "reasons": reasons,
+            "checks": {"voiced_unlinked_notes": voiced, "max_profile_similarity": round(overlap, 4),
+                       "most_alike_personas": list(pair) if pair else [],
+                       "explicit_notes_checked": checked, "explicit_notes_agreeing": agree}}
+
+
 # --------------------------------------------------------------------------- linking
 
 
+#: The similarity bar is relative to the corpus. The notes with no tag, no name and no personal
+#: voice speak for nobody; a voiced note must be closer to a persona than this share of them
+#: are. A fixed cosine does not carry over between corpora (language, register, how alike the
+#: personas are); on the dev sets a fixed 0.12 linked a quarter of the notes that speak for
+#: nobody, and this bar none (benchmarks/README.md, "Persona linking").
+NULL_QUANTILE = 0.95
+#: Fewer notes than this that speak for nobody are too few to set that bar: similarity links nothing.
+MIN_NULL_NOTES = 20
+
+
+def _null_notes(links: pd.DataFrame, similarity: pd.DataFrame) -> pd.Series:
+    """Notes that speak for nobody: no tag, no name, no personal voice (but some text and a score)."""
+    return (links["persona_method"] == METHOD_NONE) & ~similarity["voiced"] & similarity["score"].notna()
+
+
+def corpus_similarity_bar(links: pd.DataFrame, similarity: pd.DataFrame) -> tuple[float, int]:
+    """The NULL_QUANTILE quantile of the scores of the notes that speak for nobody, and their number.
+
+    NaN when there are fewer than MIN_NULL_NOTES of them.
+    """
+    null = similarity.loc[_null_notes(links, similarity), "score"].to_numpy(dtype=float)
+    if len(null) < MIN_NULL_NOTES:
+        return float("nan"), int(len(null))
+    return float(np.quantile(np.sort(null), NULL_QUANTILE)), int(len(null))
+
+
 def _similarity_linkable(links: pd.DataFrame, similarity: pd.DataFrame, config: PersonasConfig) -> pd.Series:
-    """Notes similarity may link: no explicit link, a personal voice, and a clear winner."""
+    """Notes similarity may link: no explicit link, a personal voice, and a clear winner.
+
+    Clear means a margin of ``min_margin`` over the runner-up, and the same persona on top
+    when the note is compared with the personas' own descriptions and needs alone.
+    """
     return ((links["persona_method"] == METHOD_NONE)
             & similarity["voiced"]
             & similarity["score"].notna()
-            & (similarity["margin"] >= config.min_margin))
+            & (similarity["margin"] >= config.min_margin)
+            & (similarity["best_persona"] == similarity["sentence_persona"]))
 
 
 def candidate_scores(links: pd.DataFrame, similarity: pd.DataFrame, config: PersonasConfig) -> pd.Series:
@@ -525,22 +702,46 @@ def candidate_scores(links: pd.DataFrame, similarity: pd.DataFrame, config: Pers
     return similarity["score"].where(_similarity_linkable(links, similarity, config))
 
 
-def link_personas(notes: pd.DataFrame, personas: Sequence[Persona], embedder,
+def link_personas(notes: pd.DataFrame, personas: Sequence[Persona], space,
                   config: PersonasConfig) -> pd.DataFrame:
-    """One persona link per note, indexed like ``notes`` (see the module docstring for the rules)."""
+    """One persona link per note, indexed like ``notes`` (see the module docstring for the rules).
+
+    ``space`` is the run's NoteSpace (or an embedder, to embed the notes here). A note is
+    linked by similarity when its score reaches both ``config.similarity_threshold`` and the
+    corpus's own bar (``corpus_similarity_bar``). What the similarity step concluded about
+    itself is in ``links.attrs["similarity"]`` (``similarity_reliability`` plus the bar in
+    use): when it is not reliable it links nothing.
+    """
     links = explicit_links(notes, personas)
     if links.empty or not personas:
+        links.attrs["similarity"] = {"reliable": False, "reasons": ["there are no notes or no personas"],
+                                     "checks": {}, "threshold": None}
         return links
-    similarity = similarity_scores(notes, personas, embedder, links)
-    linked = candidate_scores(links, similarity, config) >= config.similarity_threshold
+    space = _space(notes, space)
+    similarity = similarity_scores(notes, personas, space, links)
+    verdict = similarity_reliability(links, similarity, personas, space)
+    bar, n_null = corpus_similarity_bar(links, similarity)
+    verdict["checks"]["notes_speaking_for_nobody"] = n_null
+    verdict["checks"]["corpus_bar"] = None if np.isnan(bar) else round(bar, 4)
+    if np.isnan(bar):
+        verdict["reliable"] = False
+        verdict["reasons"].append(f"only {n_null} note(s) have neither a persona tag, a name nor a personal voice "
+                                  f"(at least {MIN_NULL_NOTES} are needed to set the corpus's similarity bar)")
+    threshold = max(config.similarity_threshold, bar) if not np.isnan(bar) else config.similarity_threshold
+    verdict["threshold"] = round(float(threshold), 4)
+    linked = candidate_scores(links, similarity, config) >= threshold
+    verdict["checks"]["notes_passing_threshold"] = int(linked.sum())
+    if not verdict["reliable"]:
+        linked[:] = False
     # The runner-up is worth recording only when it, too, clears the bar and the call was close.
-    close_call = (similarity["runner_up_score"] >= config.similarity_threshold) & (similarity["margin"] < CLOSE_CALL)
+    close_call = (similarity["runner_up_score"] >= threshold) & (similarity["margin"] < CLOSE_CALL)
     secondary = similarity["runner_up"].where(close_call, "")
     links.loc[linked, "persona_id"] = similarity.loc[linked, "best_persona"]
     links.loc[linked, "persona_method"] = METHOD_SIMILARITY
     links.loc[linked, "persona_score"] = similarity.loc[linked, "score"].astype(float)
     links.loc[linked, "persona_secondary"] = secondary[linked]
     links.loc[linked, "persona_evidence"] = similarity.loc[linked, "evidence"]
+    links.attrs["similarity"] = verdict
     return links
 
 
@@ -592,15 +793,27 @@ def _describe_threshold(threshold: float, scores: np.ndarray, positive: np.ndarr
     return ThresholdChoice(threshold, false_rate, recall, n_persona, n_none, why)
 
 
-def similarity_threshold_in_use(config: PersonasConfig, scores=None, is_persona_note=None) -> ThresholdChoice:
-    """The threshold link_personas applies, why, and (given reference labels) what it costs."""
+def similarity_threshold_in_use(config: PersonasConfig, scores=None, is_persona_note=None,
+                                 verdict: dict | None = None) -> ThresholdChoice:
+    """The threshold link_personas applied, why, and (given reference labels) what it costs.
+
+    ``verdict`` is ``links.attrs["similarity"]`` from link_personas; without it the
+    threshold is the config's alone.
+    """
+    threshold = config.similarity_threshold
     why = (f"[personas] similarity_threshold = {config.similarity_threshold} from the config; "
            f"a note also needs a personal voice and a margin of {config.min_margin} over the runner-up")
+    bar = (verdict or {}).get("checks", {}).get("corpus_bar")
+    if bar is not None:
+        threshold = verdict["threshold"]
+        why += (f"; the corpus's own bar is {bar} (the score {NULL_QUANTILE:.0%} of the "
+                f"{verdict['checks']['notes_speaking_for_nobody']} notes without tag, name or personal voice "
+                f"stay below), so {threshold} is used")
     if scores is None or is_persona_note is None:
-        n_passed = None if scores is None else int(np.nansum(np.asarray(scores, float) >= config.similarity_threshold))
+        n_passed = None if scores is None else int(np.nansum(np.asarray(scores, float) >= threshold))
         extra = "" if n_passed is None else f"; {n_passed} note(s) pass it"
-        return ThresholdChoice(config.similarity_threshold, None, None, None, None, why + extra)
-    return _describe_threshold(config.similarity_threshold, np.asarray(scores, dtype=float),
+        return ThresholdChoice(threshold, None, None, None, None, why + extra)
+    return _describe_threshold(threshold, np.asarray(scores, dtype=float),
                                np.asarray(is_persona_note, dtype=bool), why)
 
 
@@ -685,23 +898,21 @@ def compare_groups(assignments: pd.DataFrame, attribute: str, notes: pd.DataFram
 # --------------------------------------------------------------------------- needs
 
 
-def _need_scores(personas: Sequence[Persona], notes: pd.DataFrame, embedder) -> pd.DataFrame:
+def _need_scores(personas: Sequence[Persona], notes: pd.DataFrame, space: NoteSpace) -> pd.DataFrame:
     """Centred cosine of every need with every note of the persona's site (long format)."""
     texts = _note_texts(notes)
     sites = _note_sites(notes)
-    vectors = _embed(embedder, texts)
-    centres = _site_centres(vectors, texts, sites)
+    vectors = space.of_notes(notes)
     rows = []
     for persona in personas:
         if not persona.needs:
             continue
-        centre = centres.get(persona.site, centres[None]) if sites is not None else centres[None]
-        need_vectors = _unit(_embed(embedder, [need.text for need in persona.needs]) - centre)
+        need_vectors = space.of_texts([need.text for need in persona.needs])
         eligible = [i for i, text in enumerate(texts)
                     if text and (sites is None or not persona.site or sites[i] == persona.site)]
         if not eligible:
             continue
-        similarity = need_vectors @ _unit(vectors[eligible] - centre).T
+        similarity = need_vectors @ vectors[eligible].T
         for n, need in enumerate(persona.needs):
             for column, i in enumerate(eligible):
                 rows.append((persona.id, need.id, need.text, i, float(similarity[n, column])))
@@ -718,15 +929,18 @@ def _with_site(themed: pd.DataFrame, notes: pd.DataFrame | None) -> pd.DataFrame
     return themed.merge(notes[["note_id", "site"]].astype({"note_id": str}), on="note_id", how="left")
 
 
-def need_support(personas: Sequence[Persona], assignments: pd.DataFrame, embedder,
+def need_support(personas: Sequence[Persona], assignments: pd.DataFrame, space,
                  notes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every (need, themed note) pair with its similarity and the note's theme.
+
+    ``space`` is the run's NoteSpace (the notes' own vectors), or an embedder to embed the
+    themed notes here.
 
     A persona with a site is compared only with notes from that site; the site comes from
     the assignments or, when they lack it, from ``notes``.
     """
     themed = _with_site(_themed(assignments), notes).sort_values("note_id", kind="stable").reset_index(drop=True)
-    scores = _need_scores(personas, themed, embedder)
+    scores = _need_scores(personas, themed, _space(themed, space))
     columns = ["note_id", "theme_id", "theme_label", "text"]
     return scores.merge(themed[[c for c in columns if c in themed.columns]], on="note_id", how="left")
 
@@ -741,7 +955,7 @@ def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
             "note_ids": "", "threshold": threshold, "gap": True}
 
 
-def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, embedder,
+def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, space,
                   threshold: float, notes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per need, the themes whose notes address it (similarity ≥ threshold), strongest first.
 
@@ -750,7 +964,7 @@ def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, embedd
     ``gap=True`` and the closest note, so the analyst can see how near it came.
     Similarity is the centred cosine used for persona linking (same scale).
     """
-    support = need_support(personas, assignments, embedder, notes)
+    support = need_support(personas, assignments, space, notes)
     rows = []
     for persona in personas:
         for need in persona.needs:
@@ -790,14 +1004,14 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
 
 
 def trace_table(personas: Sequence[Persona], assignments: pd.DataFrame, links: pd.DataFrame,
-                embedder, threshold: float, notes: pd.DataFrame | None = None,
+                space, threshold: float, notes: pd.DataFrame | None = None,
                 quote_chars: int = QUOTE_CHARS) -> pd.DataFrame:
     """Persona → need → theme → note, one row per supporting note, with a quote.
 
     ``linked_to_persona`` says whether the note itself speaks for that persona (by tag,
     mention or similarity): such rows are the strongest evidence for a need.
     """
-    support = need_support(personas, assignments, embedder, notes)
+    support = need_support(personas, assignments, space, notes)
     support = support[support["score"] >= threshold].merge(
         _persona_of_note(links).rename(columns={"persona_id": "note_persona_id",
                                                 "persona_method": "note_persona_method"}),

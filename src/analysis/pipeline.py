@@ -277,12 +277,38 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     return frame[ASSIGNMENT_COLUMNS + attributes].reset_index(drop=True)
 
 
+def note_space(result: RunResult, embedder):
+    """The run's note vectors as persona linking compares them: centred by the fitted ThemeModel.
+
+    Notes without text (not analysable) get a zero row. Persona descriptions and needs are
+    embedded with ``embedder`` and centred by the same model (its overall mean; they belong
+    to no language or source-type group).
+    """
+    from analysis.personas import NoteSpace
+
+    notes = result.notes
+    analysable = notes["status"].eq(STATUS_OK).to_numpy()
+    width = result.vectors.shape[1] if result.vectors.size else 1
+    vectors = np.zeros((len(notes), width))
+    if analysable.any():
+        groups = notes.loc[analysable, [c for c in result.model.centre_by or () if c in notes.columns]]
+        vectors[analysable] = result.model.centre(result.vectors, groups)
+        centre = result.model.centre
+    else:
+        def centre(raw):
+            return np.zeros((len(raw), width))
+    return NoteSpace(tuple(notes["note_id"].astype(str)), vectors, embedder, centre)
+
+
 def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
-    from analysis.personas import (compare_groups, link_personas, need_coverage,
+    from analysis.personas import (METHOD_SIMILARITY, compare_groups, link_personas, need_coverage,
                                    similarity_threshold_in_use, theme_persona_table, trace_table)
 
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
-    links = link_personas(notes, personas, embedder, config.personas).reset_index(drop=True)
+    space = note_space(result, embedder)
+    links = link_personas(notes, personas, space, config.personas)
+    verdict = links.attrs.get("similarity", {})
+    links = links.reset_index(drop=True)
     frame = result.assignments
     frame["persona_id"] = links["persona_id"].to_numpy()
     frame["persona_method"] = links["persona_method"].to_numpy()
@@ -292,14 +318,20 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
     themed = without_persona_columns(frame)
     result.persona_theme = theme_persona_table(themed, links)
     threshold = config.personas.need_threshold
-    result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
-    result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes)
+    result.persona_needs = need_coverage(personas, themed, space, threshold, notes=notes)
+    result.trace = trace_table(personas, themed, links, space, threshold, notes=notes)
     if "site" in notes.columns and notes["site"].nunique() > 1:
         result.site_theme = compare_groups(themed, "site", notes=notes)
-    choice = similarity_threshold_in_use(config.personas, scores=links["persona_score"])
+    similarity_scores = links["persona_score"].where(links["persona_method"] == METHOD_SIMILARITY)
+    choice = similarity_threshold_in_use(config.personas, scores=similarity_scores, verdict=verdict)
+    why = choice.reason
+    if verdict and not verdict.get("reliable", True):
+        why += "; similarity linked nothing on these notes because " + "; ".join(verdict["reasons"])
     result.persona_report = {
         "similarity_threshold": choice.threshold,
-        "why": choice.reason,
+        "why": why,
+        "similarity": {"status": "reliable" if verdict.get("reliable") else "not reliable: linked nothing",
+                       **verdict},
         "need_threshold": threshold,
         "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
         "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
