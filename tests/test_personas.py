@@ -10,7 +10,7 @@ import pytest
 from analysis.config import PersonasConfig
 from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
-from analysis.personas import (PersonaFileError, candidate_scores, choose_similarity_threshold, compare_groups,
+from analysis.personas import (NoteSpace, PersonaFileError, candidate_scores, choose_similarity_threshold, compare_groups,
                                explicit_links, find_mentions, link_personas, load_personas, need_coverage,
                                persona_quotes, persona_summary_markdown, quote, similarity_scores,
                                similarity_threshold_in_use, speaks_for_a_person, theme_persona_table,
@@ -221,15 +221,17 @@ def _write(tmp_path, text):
 @pytest.mark.parametrize("text, expected", [
     ("personas:\n  - id: a\n    name: [unclosed\n", r"line \d+"),
     ("people: []\n", "top-level 'personas:'"),
-    ("personas:\n  - name: Anna\n", r"persona 0: key 'id' is missing"),
-    ("personas:\n  - id: anna\n", r"persona 0 \('anna'\): key 'name' is missing"),
-    ("personas:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", r"persona 1 \('a'\): duplicate id"),
+    ("personas:\n  - name: Anna\n", r"line 2, persona 1: key 'id' is missing"),
+    ("personas:\n  - id: anna\n", r"persona 1 \('anna'\): key 'name' is missing"),
+    ("personas:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", r"persona 2 \('a'\): duplicate id"),
+    ("personas:\n  - {id: Åse, name: A}\n  - {id: åse, name: B}\n", r"persona 2 \('åse'\): duplicate id.*ignoring case"),
     ("personas:\n  - id: a\n    name: A\n    needs:\n      - {id: n1, text: x}\n      - {id: n1, text: y}\n",
      "duplicate need id 'n1'"),
     ("personas:\n  - {id: a, name: A, aliases: {x: 1}}\n", "'aliases' must be a list"),
     ("personas:\n  - {id: a, name: A, needs: lots}\n", "'needs' must be a list"),
-    ("personas:\n  - {id: a, name: [A, B]}\n", "'name' must be text"),
-    ("personas:\n  - {id: a, name: A, needs: [{id: n1}]}\n", r"need 0 \(n1\): key 'text' is missing"),
+    ("personas:\n  - {id: a, name: [A, B]}\n", "'name' must be text, got a list"),
+    ("personas:\n  - {id: a, name: A, needs: [{id: n1}]}\n", r"need 1 \('n1'\): key 'text' is missing"),
+    ("personas:\n  - {id: a, name: A, needs: [x, [1, 2]]}\n", r"persona 1 \('a'\), need 2: .*got a list"),
     ("personas:\n  - {id: None, name: Nobody}\n", "reserved"),
     ("personas:\n  - just a string\n", "must be a mapping"),
 ])
@@ -238,6 +240,26 @@ def test_persona_file_errors_name_file_persona_and_key(tmp_path, text, expected)
     with pytest.raises(PersonaFileError, match=expected) as caught:
         load_personas(path)
     assert str(path) in str(caught.value)
+
+
+def test_needs_written_as_plain_text_get_ids_from_persona_and_position(tmp_path):
+    path = _write(tmp_path, "personas:\n  - id: Øystein\n    name: Øystein Berg\n    needs:\n"
+                            "      - Vite hvem som kommer\n      - {id: own, text: Eget valg}\n      - Noen å prate med\n")
+    (persona,) = load_personas(path)
+    assert [(n.id, n.text) for n in persona.needs] == [("Øystein-1", "Vite hvem som kommer"), ("own", "Eget valg"),
+                                                       ("Øystein-3", "Noen å prate med")]
+
+
+DEVSETS = Path("/work/shared/devsets") if Path("/work/shared/devsets").is_dir() \
+    else Path(__file__).resolve().parents[2] / "shared" / "devsets"
+
+
+@pytest.mark.skipif(not DEVSETS.is_dir(), reason="the shared dev sets are not next to the project")
+def test_dev_set_persona_files_load_as_they_are():
+    homecare = load_personas(DEVSETS / "homecare_nordic" / "personas.yml")
+    assert [p.id for p in homecare] == ["astrid", "bengt", "lena", "jonas"]
+    assert homecare[0].needs[1].id == "astrid-2" and homecare[0].needs[1].text
+    assert all(p.needs for p in load_personas(DEVSETS / "youth_leisure" / "personas.yml"))
 
 
 def test_missing_file_says_where_to_set_it(tmp_path):
@@ -262,6 +284,31 @@ def test_missing_file_says_where_to_set_it(tmp_path):
 def test_inflected_names_are_mentions(personas, text, persona_id):
     mentions = find_mentions(text, personas)
     assert mentions and mentions[0].persona_id == persona_id
+
+
+FULL_NAMES_YML = """\
+personas:
+  - {id: Åse, name: Åse Haugen, aliases: [fru Haugen]}
+  - {id: Øystein, name: Øystein Nilsson}
+"""
+
+
+@pytest.mark.parametrize("text, persona_id", [
+    ("Åse vil vite hvem som kommer", "Åse"),
+    ("Åses kvelder er lange", "Åse"),
+    ("Øystein's pills", "Øystein"),
+    ("Spør fru Haugen først", "Åse"),
+    ("Øystein Nilsson kjører buss", "Øystein"),
+])
+def test_a_first_name_is_a_mention_of_a_full_name(tmp_path, text, persona_id):
+    personas = load_personas(_write(tmp_path, FULL_NAMES_YML))
+    assert [m.persona_id for m in find_mentions(text, personas)][:1] == [persona_id]
+
+
+def test_a_compound_on_the_name_is_not_the_persona(tmp_path, personas):
+    assert find_mentions("Roald-filmen hadde dårlig lyd", personas) == []
+    assert find_mentions("Er Edel-personaen for gammel?", personas) == []
+    assert find_mentions("Hilsen fru", load_personas(_write(tmp_path, FULL_NAMES_YML))) == []
 
 
 @pytest.mark.parametrize("text", [
@@ -331,13 +378,66 @@ def test_implicit_notes_link_by_similarity_and_generic_notes_stay_none(links):
     assert links.loc["B-12", ["persona_id", "persona_method"]].tolist() == ["knut", "similarity"]
     assert links.loc["B-13", "persona_id"] == "edel"
     assert links.loc["B-21", "persona_id"] == "roald"
-    assert links.loc["M-03", ["persona_id", "persona_method"]].tolist() == ["elias", "similarity"]
-    assert links.loc["M-06", "persona_id"] == "elias"
+    # Third-person and quoted staff voices stay out unless they clear the corpus's own bar.
+    assert set(links.loc[links["persona_method"] == "similarity"].index) <= {"B-12", "B-13", "B-20", "B-21", "M-03", "M-06"}
     speaks_for_someone = {"B-01", "B-03", "B-05", "B-07", "B-09", "B-10", "B-12", "B-13", "B-20", "B-21",
                           "B-30", "B-31", "B-32", "M-01", "M-03", "M-06"}
     for generic in [note[0] for note in NOTES if not note[2] and note[0] not in speaks_for_someone]:
         assert links.loc[generic, ["persona_id", "persona_method", "persona_score"]].tolist() == ["none", "none", 0.0]
     assert links.loc["B-12", "persona_evidence"]  # the persona sentence it resembled
+
+
+def test_similarity_reports_that_it_is_reliable_and_the_bar_it_used(links):
+    verdict = links.attrs["similarity"]
+    assert verdict["reliable"] and verdict["reasons"] == []
+    checks = verdict["checks"]
+    assert checks["notes_speaking_for_nobody"] >= 20 and checks["explicit_notes_checked"] >= 10
+    assert verdict["threshold"] == max(CONFIG.similarity_threshold, checks["corpus_bar"])
+    linked = links[links["persona_method"] == "similarity"]
+    assert (linked["persona_score"] >= verdict["threshold"]).all()
+
+
+def test_similarity_links_nothing_when_the_personas_cannot_be_told_apart(tmp_path, embedder, notes):
+    same = _write(tmp_path, "personas:\n" + "\n".join(
+        f"  - {{id: {pid}, name: {name}, site: baerum, description: Han bor alene og vet aldri hvem som kommer, "
+        "needs: [Vite hvem som kommer og når]}" for pid, name in (("roald", "Roald"), ("knut", "Knut"))) + "\n")
+    links = link_personas(notes, load_personas(same), embedder, CONFIG)
+    verdict = links.attrs["similarity"]
+    assert not verdict["reliable"] and "too alike" in " ".join(verdict["reasons"])
+    assert "similarity" not in set(links["persona_method"])
+    assert set(links["persona_method"]) <= {"tag", "tag_unknown", "mention", "none"}
+
+
+def test_similarity_links_nothing_without_personal_voices(personas, embedder, notes):
+    impersonal = notes[~notes["text"].map(speaks_for_a_person)]
+    links = link_personas(impersonal, personas, embedder, CONFIG)
+    verdict = links.attrs["similarity"]
+    assert not verdict["reliable"] and "personal voice" in " ".join(verdict["reasons"])
+    assert "similarity" not in set(links["persona_method"])
+
+
+class _Recording:
+    """An embedder that remembers every text it was asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.texts = inner, []
+
+    def encode(self, texts, kind="query"):
+        self.texts += list(texts)
+        return self.inner.encode(texts, kind=kind)
+
+
+def test_with_the_run_vectors_no_note_is_embedded_again(personas, embedder, notes, assignments):
+    space = NoteSpace.from_notes(notes, embedder)
+    recording = _Recording(embedder)
+    space = NoteSpace(space.note_ids, space.vectors, recording, space.centre)
+    links = link_personas(notes, personas, space, CONFIG)
+    need_coverage(personas, assignments, space, threshold=0.3, notes=notes)
+    trace_table(personas, assignments, links, space, threshold=0.3, notes=notes)
+    note_texts = set(notes["text"]) - {""}
+    assert recording.texts and not note_texts & set(recording.texts)
+    expected = link_personas(notes, personas, embedder, CONFIG)
+    pd.testing.assert_frame_equal(links[["persona_id", "persona_method"]], expected[["persona_id", "persona_method"]])
 
 
 def test_site_restricts_similarity(personas, embedder, notes):
@@ -420,13 +520,14 @@ def test_compare_groups_takes_the_attribute_from_notes(assignments, notes):
 
 
 def test_need_coverage_ranks_themes_and_lists_gaps(personas, assignments, embedder, notes):
-    coverage = need_coverage(personas, assignments, embedder, threshold=0.3, notes=notes)
+    # Centred on the mean of these 47 mixed Norwegian/Swedish notes, similarities are lower than in a run.
+    coverage = need_coverage(personas, assignments, embedder, threshold=0.2, notes=notes)
     know_who = coverage[coverage["need_id"] == "roald_know_who"]
     assert know_who.iloc[0]["theme_id"] == "day_plan" and not know_who.iloc[0]["gap"]
     strict = need_coverage(personas, assignments, embedder, threshold=0.99, notes=notes)
     assert strict["gap"].all() and set(strict["need_id"]) == {n.id for p in personas for n in p.needs}
     assert not strict["best_note_id"].str.startswith("M-").any()  # Bærum needs never see Mariestad notes
-    shuffled = need_coverage(personas, assignments.sample(frac=1, random_state=1), embedder, 0.3, notes)
+    shuffled = need_coverage(personas, assignments.sample(frac=1, random_state=1), embedder, 0.2, notes)
     pd.testing.assert_frame_equal(coverage, shuffled)
 
 

@@ -109,20 +109,30 @@ def evaluate(
     notes: NotesOption = None,
     seed_themes: SeedOption = None,
     personas: PersonasOption = None,
+    no_seed_themes: Annotated[bool, typer.Option("--no-seed-themes", help="Measure a purely inductive run.")] = False,
+    no_personas: Annotated[bool, typer.Option("--no-personas", help="Measure without personas.")] = False,
     gold_persona: Annotated[Optional[str], typer.Option("--gold-persona", help="Column with gold persona ids.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Measure agreement with gold labels. The gold columns are removed before the model runs."""
+    """Measure agreement with gold labels. The gold columns are removed before the model runs.
+
+    The model is measured as it is, without the overrides file, with the seed themes and
+    personas named here or else the config's; the output says which (as evaluation.json does).
+    """
     from analysis import evaluate as evaluation
 
     with _exit_on_user_error(evaluation.EvaluationError):
-        cfg = load_config(config, paths={"seed_themes": "" if seed_themes is None else str(seed_themes),
-                                         "personas": "" if personas is None else str(personas)})
+        paths = {**({"seed_themes": ""} if no_seed_themes else {}), **({"personas": ""} if no_personas else {})}
+        cfg = load_config(config, paths=paths)
         report = evaluation.evaluate_run(cfg, gold_column=gold, notes_paths=notes,
-                                         gold_persona_column=gold_persona)
+                                         gold_persona_column=gold_persona,
+                                         seed_themes_path=None if no_seed_themes else seed_themes,
+                                         personas_path=None if no_personas else personas)
     if as_json:
-        typer.echo(json.dumps(report.metrics, ensure_ascii=False, sort_keys=True))
+        typer.echo(json.dumps(report.record(gold, gold_persona), ensure_ascii=False, sort_keys=True))
         return
+    for line in evaluation.measured_lines(report.measured):
+        typer.echo(line)
     for key, value in report.metrics.items():
         if key != "per_theme_recall":
             typer.echo(f"{key:>18}: {value}")

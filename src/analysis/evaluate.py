@@ -6,12 +6,21 @@ agreement, when seed themes are given, with accuracy, macro-F1 and Cohen's kappa
 note the model left without a seed theme counts as ``unassigned`` and the gold value
 ``other`` means the same thing. Gold labels absent from the seed file can never be matched,
 so they count as errors.
+
+Persona ids are compared ignoring case on both sides (after Unicode NFC and trimming), so a
+gold ``Åse`` matches the persona ``åse`` and ``ØYSTEIN`` matches ``Øystein``; the persona file
+refuses two ids that differ only in case.
+
+Evaluation means one thing everywhere (``analysis evaluate``, ``evaluate_run`` in the
+notebooks and the ``evaluation.json`` a run writes): the model as it is, without the analyst's
+overrides, with the seed file and persona file named for the run or, when none is named, the
+config's. ``EvaluationReport.measured`` and ``evaluation.json`` say which files those were.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,6 +31,7 @@ from sklearn.metrics import (accuracy_score, adjusted_mutual_info_score, adjuste
 from analysis.config import Config
 from analysis.load import load_notes
 from analysis.schema import GOLD_PREFIX, STATUS_ASSIGNED, STATUS_OK, STATUS_PINNED
+from analysis.text import normalise
 
 UNASSIGNED = "unassigned"
 OFF_TOPIC_GOLD = "other"
@@ -35,10 +45,40 @@ class EvaluationError(ValueError):
     """The gold column is missing or empty."""
 
 
+#: What an evaluation never includes: the analyst's decisions are not the model's answers.
+OVERRIDES_NOT_APPLIED = "not applied: the model is measured without the analyst's overrides"
+
+
 @dataclass
 class EvaluationReport:
     metrics: dict
     table: pd.DataFrame  # one row per evaluated note: gold, predicted, lang, …
+    measured: dict = field(default_factory=dict)  # which seed file, persona file and overrides
+
+    def record(self, gold_column: str, gold_persona_column: str | None) -> dict:
+        """The evaluation as ``evaluation.json`` and ``analysis evaluate --json`` write it."""
+        return {"gold_column": gold_column, "gold_persona_column": gold_persona_column,
+                "measured": self.measured, "metrics": self.metrics}
+
+
+def measured_inputs(seed_themes: str | None, seed_source: str, personas: str | None, persona_source: str) -> dict:
+    """What was measured: each file with where it came from ("named": passed for this run;
+    "config": the config's [paths]; "none": no file), and that overrides were left out."""
+    return {"seed_themes": seed_themes or None, "seed_themes_from": seed_source if seed_themes else "none",
+            "personas": personas or None, "personas_from": persona_source if personas else "none",
+            "overrides": OVERRIDES_NOT_APPLIED}
+
+
+def measured_lines(measured: dict) -> list[str]:
+    """The measured inputs in words, for the command line and notebooks."""
+    words = {"named": "named for this evaluation", "config": "from the config's [paths]"}
+    lines = []
+    for key, label in (("seed_themes", "seed themes"), ("personas", "personas")):
+        value = measured.get(key)
+        lines.append(f"{label}: {value} ({words.get(measured.get(f'{key}_from'), '')})" if value
+                     else f"{label}: none")
+    lines.append(f"overrides: {measured.get('overrides', OVERRIDES_NOT_APPLIED)}")
+    return lines
 
 
 def _round(value) -> float | None:
@@ -80,9 +120,15 @@ def guided_metrics(gold, predicted) -> dict:
     }
 
 
+def persona_id_key(value) -> str:
+    """How persona ids are compared: NFC, trimmed, case-insensitive (see the module docstring)."""
+    return normalise(str(value)).casefold()
+
+
 def persona_metrics(gold, predicted) -> dict:
-    gold = np.asarray([str(g).strip().lower() for g in gold])
-    predicted = np.asarray(predicted, dtype=str)
+    """Accuracy and macro-F1 of persona ids, compared with ``persona_id_key`` on both sides."""
+    gold = np.asarray([persona_id_key(g) for g in gold], dtype=str)
+    predicted = np.asarray([persona_id_key(p) for p in predicted], dtype=str)
     return {
         "persona_accuracy": _round(accuracy_score(gold, predicted)),
         "persona_macro_f1": _round(f1_score(gold, predicted, average="macro", zero_division=0)),
@@ -101,10 +147,16 @@ def _gold_series(notes: pd.DataFrame, column: str, label: str) -> pd.Series:
 
 
 def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=None,
-                 gold_persona_column: str | None = None, embedder=None) -> EvaluationReport:
+                 gold_persona_column: str | None = None, embedder=None, seed_themes_path=None,
+                 personas_path=None) -> EvaluationReport:
+    """Run the model on the notes with their gold columns removed and compare it with them.
+
+    The model is measured without overrides, with ``seed_themes_path`` and ``personas_path``
+    when given, else the config's (set them to "" in the config for none); the report's
+    ``measured`` says which.
+    """
     from analysis import pipeline
 
-    # The model is measured, not the analyst: overrides (pins, merges) stay out of evaluation.
     config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, overrides=""))
     notes = load_notes(pipeline.notes_paths_from(config, notes_paths), root=config.root)
     _gold_series(notes, gold_column, "gold themes")
@@ -112,9 +164,13 @@ def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=No
         _gold_series(notes, gold_persona_column, "gold personas")
     blind = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX) or c in
                                 {gold_column, gold_persona_column}])
-    result = pipeline.run(config, notes=blind, embedder=embedder, progress=False)
-    return gold_agreement(notes, result.assignments, gold_column, gold_persona_column,
-                          guided=bool(result.seeds), personas=result.persona_links is not None)
+    result = pipeline.run(config, notes=blind, embedder=embedder, progress=False,
+                          seed_themes_path=seed_themes_path, personas_path=personas_path)
+    report = gold_agreement(notes, result.assignments, gold_column, gold_persona_column,
+                            guided=bool(result.seeds), personas=result.persona_links is not None)
+    report.measured = measured_inputs(result.config.paths.seed_themes, "named" if seed_themes_path else "config",
+                                      result.config.paths.personas, "named" if personas_path else "config")
+    return report
 
 
 def gold_agreement(notes: pd.DataFrame, assignments: pd.DataFrame, gold_column: str = "gold_theme",

@@ -136,11 +136,14 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
 
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
+    model_only = None
     override_path = Path(overrides_path) if overrides_path else config.resolve(config.paths.overrides)
     if override_path and not override_path.exists():
         # The file is optional: an analyst creates it when they first disagree with the model.
         log.info("no overrides file at %s; nothing to override", override_path)
     elif override_path:
+        # Evaluation measures the model, not the analyst: keep its own answers before overrides.
+        model_only = _assignments(notes, analysable, model, _empty_themes())
         overrides = load_overrides(override_path)
         inputs["overrides"] = [override_path]
         config = _with_paths(config, overrides=_as_config_path(override_path, config))
@@ -163,7 +166,12 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         _link_personas(result, personas, embedder, config)
         result.inputs["personas"] = [persona_path]
         result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
-    result.evaluation = _gold_agreement(result)
+    if model_only is None:
+        model_only = assignments
+    else:
+        model_only[["persona_id", "persona_method"]] = assignments[["persona_id", "persona_method"]].to_numpy()
+    result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
+                                                                   "personas": bool(personas_path)})
     return result
 
 
@@ -203,22 +211,29 @@ def _weights_sha256(embedder) -> str | None:
     return getattr(backend, "weights_sha256", None)
 
 
-def _gold_agreement(result: RunResult) -> dict | None:
-    """Agreement with the notes' own gold columns, when they have any (the model never saw them)."""
-    from analysis.evaluate import EvaluationError, gold_agreement
+def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) -> dict | None:
+    """Agreement with the notes' own gold columns, when they have any (the model never saw them).
+
+    Measured as ``analysis evaluate`` measures: the model's own assignments, without the
+    overrides (``model_only``), with the run's seed file and persona file.
+    """
+    from analysis.evaluate import EvaluationError, gold_agreement, measured_inputs
 
     notes = result.notes
     if "gold_theme" not in notes.columns:
         return None
     persona_column = "gold_persona" if "gold_persona" in notes.columns else None
     try:
-        report = gold_agreement(notes, result.assignments, "gold_theme", persona_column,
+        report = gold_agreement(notes, model_only, "gold_theme", persona_column,
                                 guided=bool(result.seeds), personas=result.persona_links is not None)
     except EvaluationError:
         return None
-    return {"gold_column": "gold_theme", "gold_persona_column": persona_column,
-            "overrides_applied": sum(r["state"] == "applied" for r in result.overrides_report),
-            "metrics": report.metrics}
+    paths = result.config.paths
+    report.measured = measured_inputs(paths.seed_themes, "named" if named["seed_themes"] else "config",
+                                      paths.personas, "named" if named["personas"] else "config")
+    record = report.record("gold_theme", persona_column)
+    record["overrides_in_outputs"] = sum(r["state"] == "applied" for r in result.overrides_report)
+    return record
 
 
 def _empty_themes() -> pd.DataFrame:
@@ -443,6 +458,10 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) ->
         methods = result.assignments["persona_method"].value_counts().sort_index()
         lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items())
                      + f" (similarity threshold {result.persona_report.get('similarity_threshold')})")
+        similarity = result.persona_report.get("similarity", {})
+        if similarity and not similarity.get("reliable", True):
+            lines.append("  similarity linked nothing: not reliable on these notes, because "
+                         + "; ".join(similarity.get("reasons", [])))
     if "overrides" in result.inputs:
         states = pd.Series([r["state"] for r in result.overrides_report], dtype=object)
         lines.append(f"overrides: {int(states.eq('applied').sum())} applied, {int(states.eq('stale').sum())} stale "
