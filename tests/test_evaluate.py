@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,3 +159,59 @@ def test_refitting_a_guided_run_reproduces_it(small_run, e5):
     assert table["ari"].between(-1, 1).all()
     with pytest.raises(ValueError, match="pass embedder"):
         evaluate.theme_fit_inputs(small_run)
+
+
+# --------------------------------------------------------------------------- personas and what is measured
+
+
+def test_persona_ids_compare_ignoring_case_on_both_sides():
+    gold = ["Åse", "øystein", "none", "ØYSTEIN", "A\u030ase"]  # the last: Åse written decomposed (NFD)
+    predicted = ["åse", "Øystein", "none", "Øystein", "Åse"]
+    metrics = evaluate.persona_metrics(gold, predicted)
+    assert metrics == {"persona_accuracy": 1.0, "persona_macro_f1": 1.0}
+    wrong = evaluate.persona_metrics(["Åse", "Øystein"], ["Øystein", "Åse"])
+    assert wrong["persona_accuracy"] == 0.0
+
+
+def test_capitalised_persona_ids_score_as_their_links(tmp_path, e5):
+    from analysis import pipeline
+    from analysis.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    personas = (root / "data" / "raw" / "personas.yml").read_text(encoding="utf-8")
+    for old, new in (("roald", "Roald"), ("edel", "Edel"), ("knut", "Knut"), ("elias", "Elias")):
+        personas = personas.replace(f"id: {old}\n", f"id: {new}\n")
+    (tmp_path / "personas.yml").write_text(personas, encoding="utf-8")
+    config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")],
+                                                        "overrides": ""})
+    lower = pipeline.run(config, embedder=e5, progress=False)
+    upper = pipeline.run(config, embedder=e5, progress=False, personas_path=tmp_path / "personas.yml")
+    assert set(upper.assignments["persona_id"]) - {"none"} <= {"Roald", "Edel", "Knut", "Elias"}
+    assert upper.evaluation["metrics"]["persona_macro_f1"] == lower.evaluation["metrics"]["persona_macro_f1"]
+    assert upper.evaluation["metrics"]["persona_accuracy"] > 0.5
+
+
+def test_a_run_and_evaluate_run_measure_the_same_thing(tmp_path, e5):
+    """Overrides change the run's outputs but not its evaluation.json, which equals evaluate_run's."""
+    from analysis import pipeline
+    from analysis.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    notes = pd.read_csv(root / "tests" / "fixtures" / "e2e" / "notes.csv", dtype=str)
+    moved = notes["note_id"].iloc[:6].tolist()
+    (tmp_path / "overrides.yml").write_text(
+        "exclude:\n" + "".join(f"  - {{note: {note_id}, reason: test}}\n" for note_id in moved), encoding="utf-8")
+    config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")],
+                                                        "overrides": str(tmp_path / "overrides.yml")})
+    result = pipeline.run(config, embedder=e5, progress=False)
+    assert (result.assignments.set_index("note_id").loc[moved, "status"] == "excluded").all()
+    report = evaluate.evaluate_run(config, gold_column="gold_theme", gold_persona_column="gold_persona", embedder=e5)
+    assert result.evaluation["metrics"] == report.metrics
+    measured = result.evaluation["measured"]
+    assert measured == report.measured
+    assert measured["seed_themes"] == "data/raw/seed_themes.yml" and measured["seed_themes_from"] == "config"
+    assert measured["personas"] == "data/raw/personas.yml" and measured["personas_from"] == "config"
+    assert measured["overrides"].startswith("not applied")
+    assert result.evaluation["overrides_in_outputs"] == len(moved)
+    named = evaluate.evaluate_run(config, embedder=e5, seed_themes_path=root / "data" / "raw" / "seed_themes.yml")
+    assert named.measured["seed_themes_from"] == "named" and named.metrics["accuracy"] == report.metrics["accuracy"]
