@@ -168,7 +168,7 @@ USER_ERRORS = [
                  ["broken_personas.yml", "not valid YAML at line 5, column 1", "Fix the indentation or quoting"],
                  id="broken personas yaml"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--personas", BAD / "personas_missing_name.yml"],
-                 ["personas_missing_name.yml", "line 4", "persona 1 ('edel')", "key 'name' is missing",
+                 ["personas_missing_name.yml", "line 4", "persona 2 ('edel')", "key 'name' is missing",
                   "Add 'name: ...' to this persona"], id="persona without name"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--personas", BAD / "missing.yml"],
                  ["missing.yml", "personas file not found"], id="personas missing"),
