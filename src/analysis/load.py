@@ -575,16 +575,41 @@ def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
         data = yaml.safe_load(text[opening.end():closing.start()]) or {}
     except yaml.YAMLError as error:
         # The file's line: the block starts on line 2, after the opening '---'.
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark is not None else ""
-        raise LoadError.at(source.label, f"the front matter is not valid YAML{where} "
-                                         f"({getattr(error, 'problem', None) or 'syntax error'})",
+        line, column, problem = yaml_error_place(error, first_line=2)
+        where = f" at line {line}, column {column}" if line is not None else ""
+        raise LoadError.at(source.label, f"the front matter is not valid YAML{where} ({problem})",
                            "Fix the block between the '---' lines") from None
     if not isinstance(data, dict):
         raise LoadError.at(source.label, "the front matter is not a list of 'key: value' lines",
                            "Write one 'key: value' per line between the '---' lines", row=2)
     body_start = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
     return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
+
+
+def yaml_error_place(error, first_line: int = 1) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a YAML syntax error, 1-based, where the user must look.
+
+    PyYAML's scanner notices a missing ':' or an unclosed quote only on a later line (for an
+    unclosed quote, at the end of the file); where the key or the quote *started* is its
+    ``context_mark``, as is the opening '[' or '{' of an unclosed list or mapping. Other parser
+    errors (bad indentation) are at their ``problem_mark``.
+    ``first_line`` is the file line of the YAML text's first line (front matter: 2).
+    """
+    import yaml
+
+    mark = getattr(error, "problem_mark", None)
+    context = getattr(error, "context_mark", None)
+    opened_here = isinstance(error, yaml.scanner.ScannerError) or "flow" in (getattr(error, "context", "") or "")
+    if opened_here and context is not None:
+        mark = context
+    problem = getattr(error, "problem", None) or "syntax error"
+    if "could not find expected ':'" in problem:
+        problem = "a key without ':' after it (write 'key: value')"
+    elif "end of stream" in problem and "quoted scalar" in (getattr(error, "context", "") or ""):
+        problem = "a quote opened here is never closed"
+    if mark is None:
+        return None, None, problem
+    return mark.line + first_line, mark.column + 1, problem
 
 
 def yaml_item_lines(text: str, key: str) -> list[int]:

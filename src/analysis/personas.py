@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.config import PersonasConfig
-from analysis.load import yaml_item_lines
+from analysis.config import PersonasConfig, did_you_mean
+from analysis.load import yaml_error_place, yaml_item_lines
 from analysis.schema import NO_PERSONA, STATUS_EXCLUDED, STATUS_UNASSIGNED
 from analysis.stats import cell_statistics, contingency_table, contingency_tests
 from analysis.text import normalise, split_sentences
@@ -97,6 +97,37 @@ def _fail(path: Path, where: str, problem: str, fix: str) -> PersonaFileError:
     return PersonaFileError(f"{path}: {where}: {problem}. {fix}")
 
 
+PERSONA_FIELDS = ("id", "name", "role", "aliases", "description", "needs", "site")
+NEED_FIELDS = ("id", "text")
+
+#: Python's type names in words an analyst knows.
+_KINDS = {"str": "text", "int": "a number", "float": "a number", "bool": "yes/no", "list": "a list",
+          "dict": "a mapping (key: value lines)", "NoneType": "nothing"}
+
+
+def _kind(value) -> str:
+    return _KINDS.get(type(value).__name__, type(value).__name__)
+
+
+def _unknown_keys(path, where, entry: dict, known: Sequence[str], what: str) -> None:
+    """An unknown key is an error that names it and the field it most likely means."""
+    for key in entry:
+        if str(key) not in known:
+            raise _fail(path, where, f"'{key}' is not a field{did_you_mean(str(key), known)}",
+                        f"The fields of a {what} are {', '.join(known)}.")
+
+
+def _need_id(text: str, taken: set[str]) -> str:
+    """An id for a need written as plain text: its first words, ASCII, lower case."""
+    folded = normalise(text).lower().translate(str.maketrans({"æ": "ae", "ø": "o", "å": "a", "ä": "a", "ö": "o"}))
+    words = re.findall(r"[a-z0-9]+", folded)[:5]
+    base = "_".join(words) or "need"
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}_{number}", number + 1
+    return candidate
+
+
 def _text_field(path, where, entry, key, required) -> str:
     value = entry.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -104,7 +135,7 @@ def _text_field(path, where, entry, key, required) -> str:
             raise _fail(path, where, f"key '{key}' is missing or empty", f"Add '{key}: ...' to this persona.")
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise _fail(path, where, f"key '{key}' must be text, got {type(value).__name__}",
+        raise _fail(path, where, f"key '{key}' must be text, got {_kind(value)}",
                     f"Write '{key}' as a single line of text.")
     return normalise(str(value))
 
@@ -121,15 +152,22 @@ def _aliases(path, where, entry) -> tuple[str, ...]:
 
 def _needs(path, where, entry) -> tuple[Need, ...]:
     raw = entry.get("needs") or []
+    if isinstance(raw, str):
+        raw = [raw]
     if not isinstance(raw, list):
-        raise _fail(path, where, "key 'needs' must be a list of {id, text}",
-                    "Write each need as '- id: ...' with 'text: ...' below it.")
+        raise _fail(path, where, f"key 'needs' must be a list, got {_kind(raw)}",
+                    "Write each need on its own line as '- text of the need' (or '- id: ...' with 'text: ...').")
     needs, seen = [], set()
-    for number, need in enumerate(raw):
+    for number, need in enumerate(raw, start=1):
         need_where = f"{where}, need {number}"
+        if isinstance(need, str) and need.strip():
+            need = {"id": _need_id(need, seen), "text": need}  # the natural way: a need is a sentence
         if not isinstance(need, dict):
-            raise _fail(path, need_where, f"a need must be a mapping, got {type(need).__name__}",
-                        "Give each need an 'id' and a 'text'.")
+            raise _fail(path, need_where, f"a need must be a sentence, got {_kind(need)}",
+                        "Write the need as '- text of the need', or give it an 'id' and a 'text'.")
+        _unknown_keys(path, need_where, need, NEED_FIELDS, "need")
+        if need.get("id") is None and isinstance(need.get("text"), str):
+            need = {**need, "id": _need_id(need["text"], seen)}
         need_id = _text_field(path, need_where, need, "id", required=True)
         text = _text_field(path, f"{need_where} ({need_id})", need, "text", required=True)
         if need_id in seen:
@@ -143,10 +181,13 @@ def _persona(path: Path, index: int, entry, line: int | None = None) -> Persona:
     at_line = f"line {line}, " if line else ""
     where = f"{at_line}persona {index}"
     if not isinstance(entry, dict):
-        raise _fail(path, where, f"each persona must be a mapping, got {type(entry).__name__}",
+        raise _fail(path, where, f"each persona must be a mapping (key: value lines), got {_kind(entry)}",
                     "Start each persona with '- id: ...'.")
+    if entry.get("id") is None:
+        _unknown_keys(path, where, entry, PERSONA_FIELDS, "persona")  # 'ID:' or 'navn:' before 'id' is missing
     persona_id = _text_field(path, where, entry, "id", required=True)
     where = f"{at_line}persona {index} ('{persona_id}')"
+    _unknown_keys(path, where, entry, PERSONA_FIELDS, "persona")
     if persona_id.lower() == NO_PERSONA:
         raise _fail(path, where, f"the id '{NO_PERSONA}' is reserved for notes without a persona",
                     "Choose another id.")
@@ -174,17 +215,17 @@ def load_personas(path: str | Path) -> list[Persona]:
         raise PersonaFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
                                "Save the personas as a UTF-8 YAML file.") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
-        raise PersonaFileError(f"{path}: not valid YAML at {line} ({getattr(error, 'problem', error)}). "
-                               "Fix the indentation or quoting on that line.") from error
+        line, column, problem = yaml_error_place(error)
+        place = f"line {line}, column {column}" if line is not None else "unknown line"
+        raise PersonaFileError(f"{path}: not valid YAML at {place} ({problem}). "
+                               "Fix the indentation or quoting on that line.") from None
     if not isinstance(data, dict) or not isinstance(data.get("personas"), list):
         raise PersonaFileError(f"{path}: expected a top-level 'personas:' list. "
                                "Start the file with 'personas:' and list each persona under it.")
     personas, seen = [], {}
     lines = yaml_item_lines(text, "personas")
-    for index, entry in enumerate(data["personas"]):
-        line = lines[index] if index < len(lines) else None
+    for index, entry in enumerate(data["personas"], start=1):
+        line = lines[index - 1] if index <= len(lines) else None
         persona = _persona(path, index, entry, line)
         if persona.id in seen:
             raise _fail(path, f"{f'line {line}, ' if line else ''}persona {index} ('{persona.id}')",

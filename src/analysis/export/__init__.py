@@ -163,6 +163,24 @@ def read_run(run_dir: str | Path) -> RunFolder:
                      k_selection=read_csv(k_path) if k_path.is_file() else None)
 
 
+def run_inputs(run_dir: str | Path) -> dict[str, Path]:
+    """The run's own seed codebook and personas file (role -> path), as its manifest names them.
+
+    ``analysis run`` writes them into ``run_inputs/`` of the run folder, so an export describes
+    the run with the files it really used. Empty for a run without them (or without a manifest).
+    """
+    run_dir = Path(run_dir)
+    manifest = _read_json(run_dir / MANIFEST_FILE) or {}
+    found = {}
+    for role, relative in (manifest.get("run_inputs") or {}).items():
+        path = run_dir / relative
+        if not path.is_file():
+            raise ExportError(f"{path}: missing, although {run_dir / MANIFEST_FILE} names it as the run's "
+                              f"{role.replace('_', ' ')}. Run `analysis run` again, or pass the file explicitly.")
+        found[role] = path
+    return found
+
+
 #: Every zip entry this package writes carries this time (the earliest a zip can hold).
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
