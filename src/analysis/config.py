@@ -76,7 +76,7 @@ class ThemesConfig:
 class PersonasConfig:
     similarity_threshold: float = 0.12
     min_margin: float = 0.02
-    need_threshold: float = 0.35
+    need_threshold: float | None = None   # None: relative to the corpus (personas.need_threshold_in_use)
 
 
 @dataclass(frozen=True)

@@ -772,6 +772,58 @@ def need_support(personas: Sequence[Persona], assignments: pd.DataFrame, embedde
     return scores.merge(themed[[c for c in columns if c in themed.columns]], on="note_id", how="left")
 
 
+#: The corpus-relative rule (``need_threshold_in_use``): similarities are standardised per need
+#: over the corpus's notes (z). A theme addresses a need when its notes' mean z is at least
+#: THEME_Z and at least MIN_THEME_NOTES of them reach NOTE_Z; those notes are its support.
+THEME_Z = 0.5
+NOTE_Z = 1.0
+MIN_THEME_NOTES = 2
+
+
+@dataclass(frozen=True)
+class NeedThreshold:
+    threshold: float | None   # None: the corpus-relative rule
+    reason: str
+
+
+def need_threshold_in_use(config: PersonasConfig) -> NeedThreshold:
+    """Which rule decides that notes address a need, and why, in words for the run's report.
+
+    Centred cosines sit at different levels in different corpora (language mix, note length,
+    how alike the notes are), so a fixed value does not carry over: 0.35 suited the example and
+    flagged a need as a gap next to a 12-note theme about it elsewhere. By default the rule is
+    relative: each need's similarities are standardised over the corpus's notes, and a theme
+    addresses the need when its notes are, on average, THEME_Z standard deviations closer to it
+    than the corpus's average note, with at least MIN_THEME_NOTES notes NOTE_Z above. A need no
+    theme addresses is a gap. A number in ``[personas] need_threshold`` fixes a cosine instead.
+    """
+    if config.need_threshold is not None:
+        return NeedThreshold(float(config.need_threshold),
+                             f"[personas] need_threshold = {config.need_threshold} from the config (fixed cosine)")
+    return NeedThreshold(None, f"relative to the corpus: a theme addresses a need when its notes' mean similarity "
+                               f"to it is {THEME_Z} standard deviations above the corpus's mean note, with at "
+                               f"least {MIN_THEME_NOTES} notes {NOTE_Z} standard deviations above")
+
+
+def _supporting(scores: pd.DataFrame, threshold: float | None) -> pd.Series:
+    """Which (need, note) pairs of one need count as support, by the rule ``threshold`` names."""
+    if threshold is not None:
+        return scores["score"] >= threshold
+    spread = scores["score"].std(ddof=0)
+    z = (scores["score"] - scores["score"].mean()) / (spread if spread > 0 else 1.0)
+    strong = z >= NOTE_Z
+    themes = pd.DataFrame({"theme_id": scores["theme_id"], "z": z, "strong": strong})
+    by_theme = themes.groupby("theme_id")
+    passes = (by_theme["z"].mean() >= THEME_Z) & (by_theme["strong"].sum() >= MIN_THEME_NOTES)
+    return strong & scores["theme_id"].map(passes).fillna(False).astype(bool)
+
+
+def _need_support_pairs(support: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+    """The supporting (need, note) pairs of every need (the rows of ``support`` that count)."""
+    kept = [scores[_supporting(scores, threshold)] for _, scores in support.groupby(["persona_id", "need_id"], sort=False)]
+    return pd.concat(kept) if kept else support.iloc[0:0]
+
+
 def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
     closest = scores.sort_values(["score", "note_id"], ascending=[False, True]).head(1)
     return {"persona_id": persona_id, "need_id": need.id, "need_text": need.text, "theme_id": "",
@@ -783,20 +835,24 @@ def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
 
 
 def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, embedder,
-                  threshold: float, notes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per need, the themes whose notes address it (similarity ≥ threshold), strongest first.
+                  threshold: float, notes: pd.DataFrame | None = None,
+                  support: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per need, the themes whose notes address it, strongest first (``threshold``: a fixed cosine,
+    or None for the corpus-relative rule of ``need_threshold_in_use``).
 
     One row per (need, theme) with the number of supporting notes, their best and mean
     score and their ids ranked by score. A need no note reaches is one row with
     ``gap=True`` and the closest note, so the analyst can see how near it came.
-    Similarity is the centred cosine used for persona linking (same scale).
+    Similarity is the centred cosine used for persona linking (same scale); ``threshold``
+    usually comes from ``need_threshold_in_use``. ``support`` (need_support's table) is
+    computed when not given.
     """
-    support = need_support(personas, assignments, embedder, notes)
+    support = need_support(personas, assignments, embedder, notes) if support is None else support
     rows = []
     for persona in personas:
         for need in persona.needs:
             scores = support[(support["persona_id"] == persona.id) & (support["need_id"] == need.id)]
-            above = scores[scores["score"] >= threshold]
+            above = scores[_supporting(scores, threshold)] if len(scores) else scores
             if above.empty:
                 rows.append(_gap_row(persona.id, need, scores, threshold))
                 continue
@@ -832,14 +888,14 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
 
 def trace_table(personas: Sequence[Persona], assignments: pd.DataFrame, links: pd.DataFrame,
                 embedder, threshold: float, notes: pd.DataFrame | None = None,
-                quote_chars: int = QUOTE_CHARS) -> pd.DataFrame:
+                quote_chars: int = QUOTE_CHARS, support: pd.DataFrame | None = None) -> pd.DataFrame:
     """Persona → need → theme → note, one row per supporting note, with a quote.
 
     ``linked_to_persona`` says whether the note itself speaks for that persona (by tag,
     mention or similarity): such rows are the strongest evidence for a need.
     """
-    support = need_support(personas, assignments, embedder, notes)
-    support = support[support["score"] >= threshold].merge(
+    support = need_support(personas, assignments, embedder, notes) if support is None else support
+    support = _need_support_pairs(support, threshold).merge(
         _persona_of_note(links).rename(columns={"persona_id": "note_persona_id",
                                                 "persona_method": "note_persona_method"}),
         on="note_id", how="left")

@@ -337,8 +337,9 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
 
 
 def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
-    from analysis.personas import (compare_groups, link_personas, need_coverage,
-                                   similarity_threshold_in_use, theme_persona_table, trace_table)
+    from analysis.personas import (compare_groups, link_personas, need_coverage, need_support,
+                                   need_threshold_in_use, similarity_threshold_in_use, theme_persona_table,
+                                   trace_table)
 
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
     links = link_personas(notes, personas, embedder, config.personas).reset_index(drop=True)
@@ -350,9 +351,11 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
     result.persona_links = links
     themed = without_persona_columns(frame)
     result.persona_theme = theme_persona_table(themed, links)
-    threshold = config.personas.need_threshold
-    result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
-    result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes)
+    support = need_support(personas, themed, embedder, notes)
+    need_choice = need_threshold_in_use(config.personas)
+    threshold = need_choice.threshold
+    result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes, support=support)
+    result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes, support=support)
     if "site" in notes.columns and notes["site"].nunique() > 1:
         result.site_theme = compare_groups(themed, "site", notes=notes)
     choice = similarity_threshold_in_use(config.personas, scores=links["persona_score"])
@@ -360,6 +363,7 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "similarity_threshold": choice.threshold,
         "why": choice.reason,
         "need_threshold": threshold,
+        "need_threshold_why": need_choice.reason,
         "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
         "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
         "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,

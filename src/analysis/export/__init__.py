@@ -60,7 +60,13 @@ def _is_text_column(column: pd.Series) -> bool:
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV (no index, ``\\n`` line ends) with every text cell made safe."""
+    """Write ``frame`` as UTF-8 CSV with a byte-order mark (no index, ``\\n`` line ends), every text
+    cell made safe.
+
+    The BOM is what makes Excel read the file as UTF-8 on a double-click (without it, a Nordic
+    Excel shows "Ã¸" for "ø"); pandas, Python's csv module (``utf-8-sig``) and R skip it. No
+    ``sep=`` line: Excel honours it but then ignores the BOM, which breaks æøå again.
+    """
     path = Path(path)
     safe = frame.copy()
     for name in safe.columns:
@@ -70,7 +76,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     # which readers then take for a line end: quote every text field when there is one.
     has_cr = any(safe[name].map(lambda v: isinstance(v, str) and "\r" in v).any()
                  for name in safe.columns if _is_text_column(safe[name]))
-    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8",
+    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig",
                 quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return path
 
@@ -83,7 +89,7 @@ def read_csv(path: str | Path, dtype=str) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
         raise ExportError(f"{path}: file not found. Run `analysis run` first, or point --from "
                           "at the folder the run wrote.") from None
