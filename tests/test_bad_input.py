@@ -91,6 +91,12 @@ def config_path(tmp_path_factory) -> Path:
 
 
 def run_cli(config_path: Path, out: Path, *args) -> object:
+    # --notes from elsewhere do not get the config's codebook and personas (pipeline.reference_files):
+    # these tests want both, so they name them, as a user would.
+    named = {str(a) for a in args}
+    if "--notes" in named and "--config" not in named:
+        args = (*args, *(("--seed-themes", SEEDS) if not named & {"--seed-themes", "--no-seed-themes"} else ()),
+                *(("--personas", PERSONAS) if "--personas" not in named else ()))
     if "--config" not in args:
         args = ("--config", config_path, *args)
     return runner.invoke(app, ["run", "--out", str(out), *map(str, args)])
@@ -155,7 +161,7 @@ USER_ERRORS = [
                  ["unclosed_quote.csv", "row 3", "cannot be parsed", "Check that quotes around cells are closed"],
                  id="unclosed quote"),
     pytest.param(["--notes", BAD / "broken_front_matter.md"],
-                 ["broken_front_matter.md", "front matter is not valid YAML at line 3",
+                 ["broken_front_matter.md", "front matter is not valid YAML at line 2, column 9",
                   "Fix the block between the '---' lines"], id="broken front matter"),
     # Config and reference files
     pytest.param(["--config", BAD / "broken_config.toml"],
@@ -344,7 +350,7 @@ def test_every_input_note_appears_exactly_once_with_a_status(config_path, cached
         assert (note["status"] == "empty") == (not row["text"].strip())
         flags = note["flags"].split(";")
         if not row["note_id"]:
-            assert note["note_id"].endswith(f"-r{row['row']}")
+            assert note["note_id"].startswith(derived_note_id(row["text"]))  # from the text, never the file
         elif note["note_id"] != row["note_id"]:  # the loader's documented handling of a repeated id
             assert note["note_id"].startswith(f"{row['note_id']}~r{row['row']}") and "duplicate_id" in flags
 

@@ -143,10 +143,10 @@ def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        hints = "".join(f" '{key}' is not a key{did_you_mean(key, known)}" for key in unknown)
+        hints = "; ".join(f"'{key}' is not a key{did_you_mean(key, known)}" for key in unknown)
         raise ConfigError(
-            f"{source}: section [{name}] has unknown key(s) {unknown};{hints} "
-            f"Known keys are {sorted(known)}."
+            f"{source}: section [{name}] has unknown key(s) {unknown} ({hints}); "
+            f"known keys are {sorted(known)}."
         )
     converted = {}
     for key, value in values.items():
@@ -183,9 +183,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         root = path.resolve().parent
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        hints = "".join(f" [{name}]{did_you_mean(name, _SECTIONS)}" for name in unknown)
-        raise ConfigError(f"{source}: unknown section(s) {unknown};{hints} "
-                          f"Known sections are {sorted(_SECTIONS)}.")
+        hints = "; ".join(f"[{name}]{did_you_mean(name, _SECTIONS)}" for name in unknown)
+        raise ConfigError(f"{source}: unknown section(s) {unknown} ({hints}); "
+                          f"known sections are {sorted(_SECTIONS)}.")
     for section, values in overrides.items():
         raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     sections = {

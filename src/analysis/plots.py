@@ -34,6 +34,9 @@ CATEGORY_COLOURS = tuple(c for c in OKABE_ITO if c != "#F0E442") + ("#F0E442",)
 #: neighbouring categories never share both colour and marker).
 CATEGORY_MARKERS = ("o", "s", "^", "D", "v")
 
+#: What the marks in a heatmap mean, said once under its title.
+HEATMAP_KEY = "▲ / ▼ adjusted residual ≥ +2 / ≤ −2 · hatched: expected count < 5"
+
 #: |adjusted residual| at or above this is marked: roughly p < 0.05 for a single cell.
 RESIDUAL_MARK = 2.0
 
@@ -89,7 +92,7 @@ def _share_heatmap(counts: pd.DataFrame, shares: pd.DataFrame, residuals: pd.Dat
                    ax, column_title: str, title: str, theme_labels, column_labels) -> Figure:
     """Theme × column heatmap coloured by the share within each column, so a large column
     (persona 'none', a big workshop) cannot swamp the scale; cells show the count and ▲/▼."""
-    figure, ax = _figure_and_axes(ax, (2.4 + 1.1 * counts.shape[1], 1.8 + 0.45 * counts.shape[0]))
+    figure, ax = _figure_and_axes(ax, (2.4 + 1.1 * counts.shape[1], 2.4 + 0.45 * counts.shape[0]))
     image = ax.imshow(shares.to_numpy(float), cmap="cividis", vmin=0, vmax=max(float(np.nanmax(shares.to_numpy(float))), 0.05),
                       aspect="auto")
     _annotate_cells(ax, image, counts, residuals, small)
@@ -101,10 +104,8 @@ def _share_heatmap(counts: pd.DataFrame, shares: pd.DataFrame, residuals: pd.Dat
     ax.set_title(title)
     colourbar = figure.colorbar(image, ax=ax, shrink=0.8, format=PercentFormatter(1.0, decimals=0))
     colourbar.set_label(f"share of the {column_title}'s themed notes")
-    legend = [Patch(facecolor="white", edgecolor="0.5", hatch="///", label="expected count < 5"),
-              Patch(facecolor="white", edgecolor="white", label="▲ / ▼ adjusted residual ≥ +2 / ≤ −2")]
-    # Below the whole figure, so it cannot sit on the axis label or the tick labels.
-    figure.legend(handles=legend, loc="outside lower center", ncols=2, frameon=False, fontsize=8)
+    # The key goes under the title: a legend below the cells collided with the axis label.
+    ax.set_title(f"{title}\n{HEATMAP_KEY}", fontsize=10)
     return figure
 
 
