@@ -411,3 +411,32 @@ def test_fixture_folder_is_copied_intact(tmp_path):
     shutil.copytree(FIXTURES / "notes", tmp_path / "notes")
     copied = load_notes([tmp_path / "notes"], root=tmp_path)
     assert copied["text"].tolist() == load("notes")["text"].tolist()
+
+
+def test_column_roles_are_mapped_or_recognised_by_name(tmp_path):
+    path = tmp_path / "eksport.csv"
+    path.write_bytes("\ufeffNr;Beskjed;Verksted;Språk\r\n7;Faste folk;WS 1;nb\r\n;;;\r\n8;Bilder av de ansatte;WS 2;\r\n"
+                     .encode("utf-8"))
+    frame = load_notes([path], columns={"text": "beskjed", "workshop": "Verksted"})
+    assert frame.set_index("note_id").loc["7", ["text", "workshop", "lang"]].tolist() == ["Faste folk", "WS 1", "nb"]
+    assert frame.attrs["columns"]["eksport.csv"] == {"note_id": "Nr", "text": "Beskjed", "workshop": "Verksted",
+                                                     "lang": "Språk"}
+    assert frame.attrs["skipped_blank_rows"]["eksport.csv"] == 1
+    recognised = tmp_path / "lapper.csv"
+    recognised.write_text("Gruppe,Post-it\nA,Kveldsåpent\n", encoding="utf-8")
+    assert load_notes([recognised])["text"].tolist() == ["Kveldsåpent"]
+
+
+@pytest.mark.parametrize("content, columns, expected", [
+    ("Notat,Tekst\na,b\n", None, "several columns that could hold the notes ('notat', 'tekst')"),
+    ("Beskjed,Gruppe\na,b\n", {"text": "Beskjd"}, "has no column 'Beskjd'"),
+    ("Tekst,Gruppe\na,b\n", {"workshop": "Grupe"}, "no notes table has the column 'Grupe'"),
+])
+def test_column_mapping_mistakes_are_named_with_a_suggestion(tmp_path, content, columns, expected):
+    path = tmp_path / "notes.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(LoadError) as error:
+        load_notes([path], columns=columns)
+    assert expected in str(error.value)
+    if columns:
+        assert "did you mean" in str(error.value)
