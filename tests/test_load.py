@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.load import LoadError, load_notes, normalise_language
+from analysis.load import LoadError, derived_note_id, load_notes, normalise_language
 from analysis.schema import CORE_COLUMNS, LANGUAGES
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -52,7 +52,6 @@ def test_every_row_has_a_status_and_a_language(notes):
 
 def test_rows_are_sorted_by_note_id(notes):
     ids = list(notes["note_id"])
-    assert ids.index("notes_cp1252-r2") < ids.index("notes_cp1252-r5")
     assert ids.index("C-01") < ids.index("C-08") < ids.index("S-1")
 
 
@@ -113,9 +112,11 @@ def test_semicolon_csv_with_bom_and_crlf(notes):
 
 def test_cp1252_csv_with_derived_ids(notes):
     assert notes.attrs["encodings"]["notes/notes_cp1252.csv"] == "cp1252"
-    assert row(notes, "notes_cp1252-r3")["text"] == "Ærlig talt, økonomien styrer alt"
-    assert row(notes, "notes_cp1252-r5")["text"] == "Även svenska – “citat” kostar 5 €"
-    assert row(notes, "notes_cp1252-r5")["table"] == "Bord 3"
+    cp1252 = notes[notes["source_file"] == "notes/notes_cp1252.csv"].set_index("source_row")
+    assert cp1252.loc[3, "text"] == "Ærlig talt, økonomien styrer alt"
+    assert cp1252.loc[5, "text"] == "Även svenska – “citat” kostar 5 €"
+    assert cp1252.loc[5, "table"] == "Bord 3"
+    assert cp1252.loc[5, "note_id"] == derived_note_id("Även svenska – “citat” kostar 5 €")
 
 
 def test_latin1_when_not_cp1252(tmp_path):
@@ -136,7 +137,7 @@ def test_tab_separated(tmp_path):
 
 
 def test_xlsx_reads_only_sheets_with_a_text_column(notes):
-    sheet = notes[notes["source_file"] == "notes/notes_two_sheets.xlsx"]
+    sheet = notes[notes["source_file"] == "notes/notes_two_sheets.xlsx"].sort_values("source_row")
     assert sheet["text"].tolist() == ["Faste folk rundt Roald", "Demensteam i helgene",
                                       "Digital tavle hjemme hos bruker"]
     assert set(sheet["sheet"]) == {"Lapper"}
@@ -150,7 +151,7 @@ def test_xlsx_without_a_text_sheet_names_sheets_and_columns():
         load("bad/no_text_sheet.xlsx")
     message = str(error.value)
     assert message.startswith("bad/no_text_sheet.xlsx: no sheet has a 'text' column")
-    assert "'Ark1': id, notat" in message and "'Ark2': kommentar" in message
+    assert "'Ark1': id, merknad" in message and "'Ark2': tidspunkt" in message
 
 
 # --------------------------------------------------------------------------- documents
@@ -218,7 +219,7 @@ def test_document_without_front_matter(tmp_path):
 @pytest.mark.parametrize(("name", "start"), [
     ("bad/empty.csv", "bad/empty.csv: the file is empty."),
     ("bad/binary.csv", "bad/binary.csv: looks like a binary file, not a CSV."),
-    ("bad/no_text_column.csv", "bad/no_text_column.csv, row 1: has no 'text' column (columns found: id, note)."),
+    ("bad/no_text_column.csv", "bad/no_text_column.csv, row 1: has no 'text' column (columns found: id, merknad)."),
 ])
 def test_unusable_files_raise_a_load_error_naming_the_file(name, start):
     with pytest.raises(LoadError) as error:
@@ -287,16 +288,31 @@ def test_findings_are_flagged_not_hidden(tmp_path):
     assert flags["Faste folk"] == "unknown_lang"
     assert flags["Uten id"] == "derived_id"
     assert flags["hei"] == "extra_cells" and row(frame, "4")["extra_cells"] == "extra"
-    assert row(frame, "notes-r4")["text"] == "Uten id"
+    assert row(frame, derived_note_id("Uten id"))["text"] == "Uten id"
 
 
-def test_stems_shared_by_two_files_get_distinct_ids(tmp_path):
+def test_the_same_text_in_two_files_gets_distinct_ids(tmp_path):
     for site in ("baerum", "mariestad"):
         (tmp_path / site).mkdir()
         (tmp_path / site / "notes.csv").write_text("text\nhei\n", encoding="utf-8")
     frame = load_notes([tmp_path])
-    assert frame["note_id"].tolist() == ["baerum-notes-r2", "mariestad-notes-r2"]
+    assert frame["note_id"].tolist() == [derived_note_id("hei"), derived_note_id("hei", 2)]
     assert frame["flags"].tolist() == ["", ""]
+
+
+def test_derived_ids_survive_renaming_moving_and_reordering_the_file(tmp_path):
+    rows = ["Faste team rundt brukeren", "Bilder av de ansatte", "  Faste team\r\nrundt   brukeren "]
+    first = tmp_path / "workshop_bibliotek.csv"
+    first.write_text("text,gruppe\n" + "".join(f'"{r}",A\n' for r in rows), encoding="utf-8")
+    moved = tmp_path / "elsewhere" / "fixed_file.csv"
+    moved.parent.mkdir()
+    moved.write_text("gruppe;text\r\n" + "".join(f'A;"{r}"\r\n' for r in reversed(rows[:2])), encoding="utf-8")
+    before = dict(zip(load_notes([first])["text"], load_notes([first])["note_id"]))
+    after = dict(zip(load_notes([moved])["text"], load_notes([moved])["note_id"]))
+    assert before[rows[0]] == after[rows[0]] and before[rows[1]] == after[rows[1]]
+    assert all(note_id.startswith("note-") and "bibliotek" not in note_id for note_id in before.values())
+    # Whitespace and line ends do not make a new text; the repeat gets its occurrence number.
+    assert before[rows[2]] == before[rows[0]] + "-2"
 
 
 @pytest.mark.parametrize(("value", "code"), [
@@ -395,3 +411,32 @@ def test_fixture_folder_is_copied_intact(tmp_path):
     shutil.copytree(FIXTURES / "notes", tmp_path / "notes")
     copied = load_notes([tmp_path / "notes"], root=tmp_path)
     assert copied["text"].tolist() == load("notes")["text"].tolist()
+
+
+def test_column_roles_are_mapped_or_recognised_by_name(tmp_path):
+    path = tmp_path / "eksport.csv"
+    path.write_bytes("\ufeffNr;Beskjed;Verksted;Språk\r\n7;Faste folk;WS 1;nb\r\n;;;\r\n8;Bilder av de ansatte;WS 2;\r\n"
+                     .encode("utf-8"))
+    frame = load_notes([path], columns={"text": "beskjed", "workshop": "Verksted"})
+    assert frame.set_index("note_id").loc["7", ["text", "workshop", "lang"]].tolist() == ["Faste folk", "WS 1", "nb"]
+    assert frame.attrs["columns"]["eksport.csv"] == {"note_id": "Nr", "text": "Beskjed", "workshop": "Verksted",
+                                                     "lang": "Språk"}
+    assert frame.attrs["skipped_blank_rows"]["eksport.csv"] == 1
+    recognised = tmp_path / "lapper.csv"
+    recognised.write_text("Gruppe,Post-it\nA,Kveldsåpent\n", encoding="utf-8")
+    assert load_notes([recognised])["text"].tolist() == ["Kveldsåpent"]
+
+
+@pytest.mark.parametrize("content, columns, expected", [
+    ("Notat,Tekst\na,b\n", None, "several columns that could hold the notes ('notat', 'tekst')"),
+    ("Beskjed,Gruppe\na,b\n", {"text": "Beskjd"}, "has no column 'Beskjd'"),
+    ("Tekst,Gruppe\na,b\n", {"workshop": "Grupe"}, "no notes table has the column 'Grupe'"),
+])
+def test_column_mapping_mistakes_are_named_with_a_suggestion(tmp_path, content, columns, expected):
+    path = tmp_path / "notes.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(LoadError) as error:
+        load_notes([path], columns=columns)
+    assert expected in str(error.value)
+    if columns:
+        assert "did you mean" in str(error.value)

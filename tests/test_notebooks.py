@@ -72,11 +72,15 @@ def test_no_functions_or_classes_in_notebooks(notebook):
                 f"{name}, code cell {number}: defines {type(node).__name__}; move that logic into the package")
 
 
-def test_first_code_cell_loads_the_shared_config_and_seeds(notebook):
+def test_one_parameters_cell_names_the_config_and_the_next_loads_it_and_seeds(notebook):
     name, content = notebook
-    first = _source(_code_cells(content)[0])
-    assert 'load_config("../analysis.toml")' in first, f"{name}: the first code cell must load ../analysis.toml"
-    assert "config.themes.random_state" in first and "np.random.seed(" in first, f"{name}: seed from the config"
+    parameters, setup = (_code_cells(content)[0], _code_cells(content)[1])
+    assert "parameters" in parameters.get("metadata", {}).get("tags", []), f"{name}: first code cell tagged parameters"
+    assert 'os.environ.get("ANALYSIS_CONFIG", "../analysis.toml")' in _source(parameters), name
+    assert "load_config(CONFIG_PATH)" in _source(setup), f"{name}: the setup cell must load CONFIG_PATH"
+    assert "config.themes.random_state" in _source(setup) and "np.random.seed(" in _source(setup), name
+    every = "".join(_source(cell) for cell in _code_cells(content))
+    assert "../analysis.toml" not in every.replace(_source(parameters), ""), f"{name}: config path only in parameters"
 
 
 def test_notebooks_import_the_installed_package_only(notebook):
@@ -163,3 +167,39 @@ def test_sanitize_patterns_compile_and_keep_numbers_that_matter():
     # Counts, metrics and note ids are what nbval is there to compare: they must survive.
     for kept in ("809 notes", "ari 0.372", "B2-073", "k = 8", "data/raw/baerum/workshop1_notes.csv"):
         assert sanitize(kept) == kept
+
+
+DEVSET = next((parent / "shared" / "devsets" / "youth_leisure" for parent in ROOT.parents
+               if (parent / "shared" / "devsets" / "youth_leisure").is_dir()), None)
+
+
+@pytest.mark.skipif(DEVSET is None, reason="../shared/devsets/youth_leisure is not next to the repository")
+@pytest.mark.parametrize("name", ["02-themes.ipynb", "03-personas.ipynb"])
+def test_notebooks_run_on_another_corpus_from_its_config(tmp_path, name):
+    """Point ANALYSIS_CONFIG at a devset's config (files used where they are, never copied): no cell fails."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "analysis.toml"
+    config.write_text(f'[paths]\nnotes = ["{DEVSET / "notes.csv"}"]\nseed_themes = "{DEVSET / "seed_themes.yml"}"\n'
+                      f'personas = "{DEVSET / "personas.yml"}"\noverrides = ""\nout = "{tmp_path / "out"}"\n'
+                      '[report]\nbreakdowns = ["participant_role", "workshop"]\n', encoding="utf-8")
+    environment = {**os.environ, "ANALYSIS_CONFIG": str(config)}
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+               "--ExecutePreprocessor.timeout=900", f"--ExecutePreprocessor.kernel_name={_kernel()}",
+               "--output-dir", str(tmp_path), str(NOTEBOOKS / name)]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=1200)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    executed = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+    text = "\n".join(t for cell in _code_cells(executed) for t in _output_texts(cell))
+    assert "yl-" in text, "the outputs show the devset's notes"
+    for example in ("Roald", "Bærum", "fixed_team", "data/raw"):
+        assert example not in text, f"{name}: the example's {example!r} shows up in a run on the devset"
+
+
+def _kernel() -> str:
+    """The project's kernel when installed (make lab / make test), else the default python3."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "analysis" if "analysis" in KernelSpecManager().find_kernel_specs() else "python3"

@@ -223,17 +223,20 @@ def _write(tmp_path, text):
     ("people: []\n", "top-level 'personas:'"),
     ("personas:\n  - name: Anna\n", r"line 2, persona 1: key 'id' is missing"),
     ("personas:\n  - id: anna\n", r"persona 1 \('anna'\): key 'name' is missing"),
-    ("personas:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", r"persona 2 \('a'\): duplicate id"),
+    ("personas:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", r"persona 2 \('a'\): duplicate id, already used by persona 1"),
     ("personas:\n  - {id: Åse, name: A}\n  - {id: åse, name: B}\n", r"persona 2 \('åse'\): duplicate id.*ignoring case"),
     ("personas:\n  - id: a\n    name: A\n    needs:\n      - {id: n1, text: x}\n      - {id: n1, text: y}\n",
      "duplicate need id 'n1'"),
     ("personas:\n  - {id: a, name: A, aliases: {x: 1}}\n", "'aliases' must be a list"),
-    ("personas:\n  - {id: a, name: A, needs: lots}\n", "'needs' must be a list"),
+    ("personas:\n  - {id: a, name: A, needs: 5}\n", "'needs' must be a list, got a number"),
     ("personas:\n  - {id: a, name: [A, B]}\n", "'name' must be text, got a list"),
     ("personas:\n  - {id: a, name: A, needs: [{id: n1}]}\n", r"need 1 \('n1'\): key 'text' is missing"),
     ("personas:\n  - {id: a, name: A, needs: [x, [1, 2]]}\n", r"persona 1 \('a'\), need 2: .*got a list"),
     ("personas:\n  - {id: None, name: Nobody}\n", "reserved"),
     ("personas:\n  - just a string\n", "must be a mapping"),
+    ("personas:\n  - id: a\n    navn: Anna\n", r"line 2, persona 1 \('a'\): 'navn' is not a field; did you mean 'name'\?"),
+    ("personas:\n  - {id: a, name: A, needs: [{id: n1, tekst: x}]}\n", r"need 1: 'tekst' is not a field; did you mean 'text'\?"),
+    ("personas:\n  - {id: a, name: A, needs: [[x]]}\n", "need 1: a need must be a line of text or a mapping with 'id' and 'text', got a list"),
 ])
 def test_persona_file_errors_name_file_persona_and_key(tmp_path, text, expected):
     path = _write(tmp_path, text)
@@ -561,3 +564,32 @@ def test_persona_summary_markdown(personas, assignments, links, embedder, notes)
 def test_links_win_over_persona_columns_already_in_the_assignments(assignments, links):
     stale = assignments.assign(persona_id="roald", persona_method="tag")
     pd.testing.assert_frame_equal(theme_persona_table(stale, links), theme_persona_table(assignments, links))
+
+
+def test_needs_written_as_plain_sentences_get_ids(tmp_path):
+    path = _write(tmp_path, "personas:\n  - id: birthe\n    name: Birthe\n    needs:\n"
+                            "      - Kunne få breve og blanketter på papir\n      - Hjelp med digitale tjenester\n"
+                            "      - Hjelp med digitale tjenester\n      - {text: Nokon å snakke med}\n")
+    (birthe,) = load_personas(path)
+    assert [need.text for need in birthe.needs] == ["Kunne få breve og blanketter på papir",
+                                                    "Hjelp med digitale tjenester", "Hjelp med digitale tjenester",
+                                                    "Nokon å snakke med"]
+    assert [need.id for need in birthe.needs] == ["birthe-1", "birthe-2", "birthe-3", "birthe-4"]
+
+
+def test_a_single_need_written_as_one_line_is_a_list_of_one(tmp_path):
+    (birthe,) = load_personas(_write(tmp_path, "personas:\n  - {id: birthe, name: Birthe, needs: Papir}\n"))
+    assert [(need.id, need.text) for need in birthe.needs] == [("birthe-1", "Papir")]
+
+
+@pytest.mark.parametrize("broken_line, expected", [
+    ("    name Edel", "line 6, column 5 (a key without ':' after it"),
+    ('    name: "Edel', "line 6, column 11 (a quote opened here is never closed)"),
+])
+def test_yaml_syntax_errors_name_the_line_where_the_mistake_is(tmp_path, broken_line, expected):
+    lines = ["personas:", "  - id: roald", "    name: Roald", "    description: Pensjonist.", "  - id: edel",
+             broken_line, "    description: Datter.", "  - id: knut", "    name: Knut"]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(PersonaFileError) as caught:
+        load_personas(path)
+    assert expected in str(caught.value)

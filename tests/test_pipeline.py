@@ -125,7 +125,10 @@ def test_shuffled_rows_give_identical_assignments(project, tmp_path):
     shutil.copy(FIXTURE / "ledningsmote.md", shuffled / "ledningsmote.md")
     config = load_config(project / "analysis.toml")
     original = pipeline.run(config, progress=False).assignments
-    reordered = pipeline.run(config, notes_paths=[shuffled], progress=False).assignments
+    # Notes from outside the config's own get its codebook and personas only when named.
+    reordered = pipeline.run(config, notes_paths=[shuffled], progress=False,
+                             seed_themes_path=config.resolve(config.paths.seed_themes),
+                             personas_path=config.resolve(config.paths.personas)).assignments
     columns = ["note_id", "theme_id", "theme_score", "persona_id", "status"]
     pd.testing.assert_frame_equal(original[columns], reordered[columns])
 

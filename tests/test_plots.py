@@ -65,7 +65,8 @@ def test_flow(table, tmp_path):
     assert figure.axes[0].get_title()
     assert "åse (13)" in _texts(figure) and "Dag- og ukeplan (12)" in _texts(figure)
     assert "none" not in _texts(figure)
-    assert "none (41)" in _texts(persona_theme_flow(table, include_none=True))
+    assert "no persona (41)" in _texts(persona_theme_flow(table, include_none=True))
+    assert "Edel (15)" in _texts(persona_theme_flow(table, persona_names={"edel": "Edel"}))
 
 
 def test_top_themes_with_quotes(table, quotes, tmp_path):
@@ -108,7 +109,7 @@ def test_persona_figures_for_a_run(table, quotes):
 
 
 def _drawn_extent(figure: Figure, artist):
-    figure.canvas.draw()
+    figure.draw_without_rendering()  # runs the constrained layout (a bare canvas's draw() does not)
     return artist.get_window_extent()
 
 
@@ -212,11 +213,24 @@ def test_colour_maps_are_colour_blind_safe(table):
     assert CATEGORY_COLOURS[-1] == "#F0E442"  # pale yellow only when seven colours are used up
 
 
-def test_heatmap_legend_sits_below_the_cells(table):
+def test_heatmap_legend_sits_below_the_cells_and_the_axis_label(table):
+    """The key is under the title: nothing is drawn between the cells and the figure's bottom edge."""
     figure = theme_persona_heatmap(table, theme_labels=THEMES)
     ax = figure.axes[0]
-    axes_box, legend_box = _drawn_extent(figure, ax), _drawn_extent(figure, ax.get_legend())
-    assert legend_box.y1 <= axes_box.y0
+    assert ax.get_legend() is None and not figure.legends  # a legend there used to cover "persona"
+    assert "expected count < 5" in ax.get_title() and "▲ / ▼" in ax.get_title()
+    label = _drawn_extent(figure, ax.xaxis.label)
+    lowest_name = min(tick.get_window_extent().y0 for tick in ax.get_xticklabels())
+    assert label.y1 <= lowest_name + 1 and label.y0 >= 0  # the axis label below the names, inside the figure
+
+
+def test_heatmap_colour_is_the_share_within_persona_so_none_cannot_swamp_it(table):
+    figure = theme_persona_heatmap(table, theme_labels=THEMES, persona_names={"edel": "Edel"})
+    ax = figure.axes[0]
+    colours = ax.images[0].get_array()
+    assert np.allclose(np.asarray(colours).sum(axis=0), 1.0)  # every column (none too) sums to 100 %
+    assert "Edel" in [label.get_text() for label in ax.get_xticklabels()]
+    assert "no persona" in [label.get_text() for label in ax.get_xticklabels()]
 
 
 def test_flow_bands_avoid_pale_yellow_for_the_first_personas():

@@ -33,6 +33,35 @@ PersonasOption = Annotated[Optional[Path], typer.Option(
     "--personas", help="personas.yml (ids, names, aliases, descriptions, needs).")]
 SeedOption = Annotated[Optional[Path], typer.Option(
     "--seed-themes", help="A seed codebook, YAML: themes: [{id, name, description, examples?}].")]
+TextColumnOption = Annotated[Optional[str], typer.Option(
+    "--text-column", help="The header of the column holding the notes (default: text, tekst, notat, ... "
+                          "are recognised; [columns] text in the config).")]
+IdColumnOption = Annotated[Optional[str], typer.Option(
+    "--id-column", help="The header of the note-id column (default: note_id, id, nr, ... are recognised).")]
+ColumnOption = Annotated[Optional[list[str]], typer.Option(
+    "--column", help="ROLE=HEADER for any column role (text, note_id, lang, source_type, site, workshop, "
+                     "participant_role, persona); repeat for more. Adds to [columns] in the config.")]
+
+
+def _columns_override(text_column, id_column, column) -> dict[str, str]:
+    """[columns] keys from --text-column, --id-column and --column ROLE=HEADER."""
+    from analysis.config import COLUMN_ROLES, did_you_mean
+
+    mapping = {}
+    for item in column or []:
+        role, sep, header = item.partition("=")
+        role = role.strip().lower()
+        if not sep or not header.strip():
+            raise ConfigError(f"--column {item!r}: write ROLE=HEADER, e.g. --column workshop=Verksted.")
+        if role not in COLUMN_ROLES:
+            raise ConfigError(f"--column {item!r}: {role!r} is not a column role{did_you_mean(role, COLUMN_ROLES)} "
+                              f"Roles are {', '.join(COLUMN_ROLES)}.")
+        mapping[role] = header.strip()
+    if text_column:
+        mapping["text"] = text_column
+    if id_column:
+        mapping["note_id"] = id_column
+    return mapping
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -74,6 +103,36 @@ def _exit_on_user_error(*more: type[Exception]):
 
 
 @app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Your project folder, holding your notes export (and, if you "
+                                                "have them, your codebook and personas YAML).")],
+    notes: NotesOption = None,
+    seed_themes: SeedOption = None,
+    personas: PersonasOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing analysis.toml.")] = False,
+) -> None:
+    """Write a commented analysis.toml for your own notes, and say what to run next.
+
+    The notes are the CSV/XLSX/Markdown files in FOLDER (or --notes); a YAML file starting with
+    'themes:' is taken as the seed codebook and one starting with 'personas:' as the personas.
+    Outputs and the embedding cache go to FOLDER/out.
+    """
+    from analysis.project import ProjectError, plan_project, write_project
+
+    with _exit_on_user_error(ProjectError):
+        project = plan_project(folder, notes=notes, seed_themes=seed_themes, personas=personas)
+        written = write_project(project, force=force)
+    typer.echo(f"wrote {written}")
+    typer.echo(f"  notes: {', '.join(project.notes)}"
+               + (f" (text column {project.text_column!r})" if project.text_column else ""))
+    typer.echo(f"  codebook: {project.seed_themes or 'none'}; personas: {project.personas or 'none'}")
+    typer.echo(f"  breakdowns: {', '.join(project.breakdowns) or 'none'}; outputs and cache: {folder / 'out'}")
+    for problem in project.problems:
+        typer.secho(f"  to fix: {problem}", fg=typer.colors.YELLOW)
+    typer.echo(f"next: analysis run --config {written}")
+
+
+@app.command()
 def run(
     config: ConfigOption = Path("analysis.toml"),
     notes: NotesOption = None,
@@ -81,24 +140,46 @@ def run(
     seed_themes: SeedOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: [paths] out (data/processed).")] = None,
     no_seed_themes: Annotated[bool, typer.Option("--no-seed-themes", help="Find all themes inductively.")] = False,
+    no_personas: Annotated[bool, typer.Option("--no-personas", help="Link no personas.")] = False,
+    overrides_file: Annotated[Optional[Path], typer.Option(
+        "--overrides", help="The analyst's overrides file (rename/merge/split/pin/exclude).")] = None,
+    text_column: TextColumnOption = None,
+    id_column: IdColumnOption = None,
+    column: ColumnOption = None,
+    breakdown: Annotated[Optional[list[str]], typer.Option(
+        "--breakdown", help="A note attribute (column) to break the themes down by: who says what. Repeat "
+                            "for more; adds to [report] breakdowns.")] = None,
 ) -> None:
     """Run the whole analysis: load, embed, find themes, link personas, write tables and figures.
 
     Writes assignments.csv (one row per input note, with status), themes.csv,
-    k_selection.csv, persona_theme.csv and figures/*.png, then prints a short summary.
+    k_selection.csv, persona_theme.csv, breakdowns.csv and figures/*.png, then prints a short
+    summary. With --notes, the config's seed codebook and personas are used only if those notes
+    are among the config's own [paths] notes (the first lines say which files are used).
     """
+    import dataclasses
+
     from analysis import pipeline
+    from analysis.breakdowns import BreakdownError
 
     _log_masked()
-    with _exit_on_user_error():
-        overrides = {"paths": {"seed_themes": ""}} if no_seed_themes else {}
-        cfg = load_config(config, **overrides)
+    with _exit_on_user_error(BreakdownError):
+        removed = {key: "" for key, flag in (("seed_themes", no_seed_themes), ("personas", no_personas)) if flag}
+        cfg = load_config(config, paths=removed, columns=_columns_override(text_column, id_column, column))
+        if breakdown:
+            cfg = dataclasses.replace(cfg, report=dataclasses.replace(
+                cfg.report, breakdowns=(*cfg.report.breakdowns, *breakdown)))
         _log_masked(cfg)
-        result = pipeline.run(cfg, notes_paths=notes, personas_path=personas,
-                              seed_themes_path=None if no_seed_themes else seed_themes)
         out_dir = out or cfg.resolve(cfg.paths.out)
+        # Which codebook and personas a run on --notes uses is said first, before the slow part.
+        for line in pipeline.reference_files(cfg, notes, None if no_seed_themes else seed_themes,
+                                             None if no_personas else personas, overrides_file)[1]:
+            typer.secho(line, fg=typer.colors.YELLOW)
+        result = pipeline.run(cfg, notes_paths=notes, personas_path=None if no_personas else personas,
+                              seed_themes_path=None if no_seed_themes else seed_themes,
+                              overrides_path=overrides_file, out_dir=out_dir)
         written = pipeline.write_outputs(result, out_dir)
-    for line in pipeline.summary_lines(result, written, out_dir):
+    for line in pipeline.summary_lines(result, written, out_dir, notices=False):
         typer.echo(line)
 
 
@@ -216,14 +297,18 @@ def _run_folder(config: Path, from_dir: Path | None) -> Path:
     return cfg.resolve(cfg.paths.out)
 
 
-def _export_inputs(config: Path, seed_themes: Path | None, personas: Path | None, want_personas: bool):
-    """Seed themes and personas for descriptions: the options, else the config's (if any)."""
+def _export_inputs(run_dir: Path, seed_themes: Path | None, personas: Path | None, want_personas: bool):
+    """Seed themes and personas for descriptions: the options, else the run's own (its manifest's run_inputs).
+
+    Never the config's files: they may belong to other notes (the example's, for one).
+    """
+    from analysis.export import run_inputs
     from analysis.personas import load_personas
     from analysis.themes import load_seed_themes
 
-    cfg = load_config(config) if config.is_file() else None
-    seed_path = seed_themes or (cfg.resolve(cfg.paths.seed_themes) if cfg else None)
-    persona_path = personas or (cfg.resolve(cfg.paths.personas) if cfg else None)
+    own = run_inputs(run_dir)
+    seed_path = seed_themes or own.get("seed_themes")
+    persona_path = personas or own.get("personas")
     seeds = load_seed_themes(seed_path) if seed_path else None
     people = load_personas(persona_path) if want_personas and persona_path else None
     return seeds, people
@@ -242,7 +327,7 @@ def export_qdpx(
 
     with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
-        seeds, people = _export_inputs(config, seed_themes, personas, want_personas=True)
+        seeds, people = _export_inputs(run_dir, seed_themes, personas, want_personas=True)
         written = write_qdpx(run_dir, out, seed_themes=seeds, personas=people)
     typer.echo(f"qdpx: {written} ({written.stat().st_size // 1024} KB, from {run_dir})")
 
@@ -259,7 +344,7 @@ def export_qdc(
 
     with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
-        seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
+        seeds, _ = _export_inputs(run_dir, seed_themes, None, want_personas=False)
         written = write_qdc(run_dir, out, seed_themes=seeds)
     typer.echo(f"qdc: {written} (from {run_dir})")
 
@@ -276,7 +361,7 @@ def export_codebook(
 
     with _exit_on_user_error(_export_error()):
         run_dir = _run_folder(config, from_dir)
-        seeds, _ = _export_inputs(config, seed_themes, None, want_personas=False)
+        seeds, _ = _export_inputs(run_dir, seed_themes, None, want_personas=False)
         written = write_codebook(run_dir, out, seed_themes=seeds)
     for path in written.values():
         typer.echo(f"codebook: {path}")

@@ -7,6 +7,7 @@ beyond parsing and validating; paths are resolved against the config file's fold
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,29 @@ class PathsConfig:
     seed_themes: str | None = "data/raw/seed_themes.yml"
     overrides: str | None = "data/overrides.yml"
     out: str = "data/processed"
-    cache: str = "data/processed/cache"
+    cache: str = ""   # "": a folder "cache" inside out
+
+
+#: Roles a notes column can play; ``[columns]`` maps each to the user's header.
+COLUMN_ROLES = ("text", "note_id", "lang", "source_type", "site", "workshop", "participant_role", "persona")
+
+
+@dataclass(frozen=True)
+class ColumnsConfig:
+    """The user's header for each column role ("" : recognised by name, see load.TEXT_HEADERS)."""
+
+    text: str = ""
+    note_id: str = ""
+    lang: str = ""
+    source_type: str = ""
+    site: str = ""
+    workshop: str = ""
+    participant_role: str = ""
+    persona: str = ""
+
+    def mapping(self) -> dict[str, str]:
+        """role -> header, for the roles that are mapped."""
+        return {role: getattr(self, role) for role in COLUMN_ROLES if getattr(self, role).strip()}
 
 
 @dataclass(frozen=True)
@@ -53,7 +76,12 @@ class ThemesConfig:
 class PersonasConfig:
     similarity_threshold: float = 0.12
     min_margin: float = 0.02
-    need_threshold: float = 0.35
+    need_threshold: float | None = None   # None: relative to the corpus (personas.need_threshold_in_use)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    breakdowns: tuple[str, ...] = ()   # attribute columns for "who says what": theme × value tables
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,8 @@ class Config:
     themes: ThemesConfig = field(default_factory=ThemesConfig)
     personas: PersonasConfig = field(default_factory=PersonasConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     root: Path = Path(".")
 
     def resolve(self, relative: str | None) -> Path | None:
@@ -77,6 +107,13 @@ class Config:
             return None
         path = Path(relative)
         return path if path.is_absolute() else self.root / path
+
+    def cache_dir(self, out: str | Path | None = None) -> Path:
+        """The embedding cache: [paths] cache, else a folder "cache" inside the run's output folder."""
+        configured = self.resolve(self.paths.cache)
+        if configured is not None:
+            return configured
+        return Path(out) / "cache" if out is not None else self.resolve(self.paths.out) / "cache"
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data, for the run manifest."""
@@ -91,15 +128,24 @@ _SECTIONS = {
     "themes": ThemesConfig,
     "personas": PersonasConfig,
     "privacy": PrivacyConfig,
+    "columns": ColumnsConfig,
+    "report": ReportConfig,
 }
+
+
+def did_you_mean(word: str, known) -> str:
+    """ "; did you mean 'x'?" for the closest known word, or "" when none is close."""
+    close = difflib.get_close_matches(str(word).lower(), [str(k) for k in known], n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
+        hints = "; ".join(f"'{key}' is not a key{did_you_mean(key, known)}" for key in unknown)
         raise ConfigError(
-            f"{source}: section [{name}] has unknown key(s) {unknown}; "
+            f"{source}: section [{name}] has unknown key(s) {unknown} ({hints}); "
             f"known keys are {sorted(known)}."
         )
     converted = {}
@@ -111,6 +157,8 @@ def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
             if not isinstance(value, list):
                 raise ConfigError(f"{source}: [{name}] {key} must be a list, got {value!r}.")
             value = tuple(value)
+        elif isinstance(default, str) and name == "columns" and not isinstance(value, str):
+            raise ConfigError(f"{source}: [{name}] {key} must be a column header in quotes, got {value!r}.")
         converted[key] = value
     return cls(**converted)
 
@@ -135,7 +183,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         root = path.resolve().parent
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; known sections are {sorted(_SECTIONS)}.")
+        hints = "; ".join(f"[{name}]{did_you_mean(name, _SECTIONS)}" for name in unknown)
+        raise ConfigError(f"{source}: unknown section(s) {unknown} ({hints}); "
+                          f"known sections are {sorted(_SECTIONS)}.")
     for section, values in overrides.items():
         raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     sections = {

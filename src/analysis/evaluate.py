@@ -158,13 +158,14 @@ def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=No
     from analysis import pipeline
 
     config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, overrides=""))
-    notes = load_notes(pipeline.notes_paths_from(config, notes_paths), root=config.root)
+    notes = load_notes(pipeline.notes_paths_from(config, notes_paths), root=config.root,
+                       columns=config.columns.mapping())
     _gold_series(notes, gold_column, "gold themes")
     if gold_persona_column:
         _gold_series(notes, gold_persona_column, "gold personas")
     blind = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX) or c in
                                 {gold_column, gold_persona_column}])
-    result = pipeline.run(config, notes=blind, embedder=embedder, progress=False,
+    result = pipeline.run(config, notes=blind, notes_paths=notes_paths, embedder=embedder, progress=False,
                           seed_themes_path=seed_themes_path, personas_path=personas_path)
     report = gold_agreement(notes, result.assignments, gold_column, gold_persona_column,
                             guided=bool(result.seeds), personas=result.persona_links is not None)

@@ -377,3 +377,37 @@ def moved_notes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
                                 "status_reason", "text"]]
     moved = moved.sort_values(["theme_before", "theme_after", "note_id"], kind="stable").reset_index(drop=True)
     return withhold_contact_details(moved)
+
+
+def example_overrides(result) -> dict:
+    """An overrides file built from a run, to show what each kind of entry does (notebook 02).
+
+    Picked from the run itself, so it applies to any corpus: exclude the least certain themed
+    note, pin the closest call to its runner-up theme, merge the two smallest themes, rename
+    the largest new candidate theme (or the largest theme), and one deliberately stale pin.
+    Only the first three need enough themes; an entry that cannot be formed is left out.
+    """
+    themed = result.assignments[result.assignments["theme_id"].ne("") & result.assignments["status"].isin(
+        ["assigned", "new_theme"])].sort_values("note_id")
+    themes = result.themes[result.themes["size"].astype(int) > 0].sort_values(["size", "theme_id"])
+    labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
+    overrides: dict[str, list] = {}
+    if len(themed):
+        weakest = themed.sort_values(["theme_score", "note_id"]).iloc[0]
+        overrides["exclude"] = [{"note": weakest["note_id"], "reason": "example: the note the model was least sure of"}]
+        themed = themed[themed["note_id"] != weakest["note_id"]]
+    close = themed[themed["secondary_theme_id"].ne("")].sort_values(["theme_margin", "note_id"])
+    overrides["pin"] = ([{"note": close.iloc[0]["note_id"], "theme": close.iloc[0]["secondary_theme_id"]}]
+                        if len(close) else [])
+    overrides["pin"].append({"note": "not-a-note-id", "theme": str(themes["theme_id"].iloc[-1]) if len(themes) else "x"})
+    if len(themes) >= 3:
+        small, smaller = themes["theme_id"].iloc[1], themes["theme_id"].iloc[0]
+        overrides["merge"] = [{"themes": [str(small), str(smaller)], "into": str(small),
+                               "name": f"{labels[small]} + {labels[smaller]}"}]
+    merged = set(overrides.get("merge", [{}])[0].get("themes", []))
+    candidates = themes[~themes["theme_id"].isin(merged)]
+    new = candidates[candidates["kind"].eq("new")]
+    renamed = (new if len(new) else candidates)["theme_id"]
+    if len(renamed):
+        overrides["rename"] = [{"theme": str(renamed.iloc[-1]), "name": f"Renamed: {labels[renamed.iloc[-1]]}"}]
+    return overrides

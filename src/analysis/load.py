@@ -9,12 +9,15 @@ loader had to decide on the way (encodings, delimiters, blank rows, skipped file
 from __future__ import annotations
 
 import csv
+import difflib
+import hashlib
 import io
 import logging
+import unicodedata
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -55,6 +58,19 @@ _LANG_ALIASES = {
 }
 _LANG_CODES = {alias: code for code, aliases in _LANG_ALIASES.items() for alias in aliases}
 
+#: Headers taken as the notes' text without a [columns] mapping (compared lower-cased).
+TEXT_HEADERS = ("text", "tekst", "texten", "teksten", "note", "notes", "notat", "notater", "notatet",
+                "innhold", "indhold", "innehåll", "anteckning", "anteckningar", "idé", "ide", "ideer", "idéer",
+                "idea", "ideas", "lapp", "lappen", "lapper", "lappar", "post-it", "postit", "post-it-lapp",
+                "sticky note", "sticky notes", "gul lapp")
+# Not "kommentar"/"comment": workbooks often hold a comments sheet beside the notes.
+#: Headers taken as the note id without a mapping.
+ID_HEADERS = ("note_id", "id", "note id", "noteid", "note-id", "nr", "nr.", "nummer", "løpenummer",
+              "löpnummer", "lnr", "lapp_id", "lapp-id")
+#: Headers taken as the note's language without a mapping.
+LANG_HEADERS = ("lang", "språk", "sprog", "language", "sprak", "språk_kode")
+_RECOGNISED = {"text": TEXT_HEADERS, "note_id": ID_HEADERS, "lang": LANG_HEADERS}
+
 
 class LoadError(ValueError):
     """An input file cannot be used; the message names the place and says what to do."""
@@ -78,7 +94,8 @@ class _Source:
     path: Path
     name: str       # source_file in the frame
     label: str      # how error messages name the file
-    id_prefix: str  # stem, or a longer path-based prefix when two files share a stem
+    id_prefix: str  # stem, or a longer path-based prefix when two files share a stem (documents' doc_id)
+    columns: tuple[tuple[str, str], ...] = ()  # (role, user's header) from [columns] or the CLI
 
 
 def _skip_reason(file: Path, folder: Path | None) -> str | None:
@@ -159,7 +176,8 @@ def _path_prefix(file: Path, depth: int, keep_suffix: bool) -> str:
     return "-".join(parts)
 
 
-def _sources(paths: Sequence[str | Path], root: Path | None) -> tuple[list[_Source], list[tuple[Path, str]]]:
+def _sources(paths: Sequence[str | Path], root: Path | None,
+             columns: tuple[tuple[str, str], ...] = ()) -> tuple[list[_Source], list[tuple[Path, str]]]:
     skipped: list[tuple[Path, str]] = []
     files: list[Path] = []
     seen = set()
@@ -173,7 +191,7 @@ def _sources(paths: Sequence[str | Path], root: Path | None) -> tuple[list[_Sour
     for file in files:
         name = _relative_name(file, root)
         label = name if root is not None else file.as_posix()
-        sources.append(_Source(file, name, label, prefixes[file]))
+        sources.append(_Source(file, name, label, prefixes[file], columns))
     return sources, skipped
 
 
@@ -238,6 +256,7 @@ class _FileNotes:
     encoding: str | None = None
     delimiter: str | None = None
     skipped_blank_rows: int = 0
+    found_columns: dict[str, str] = field(default_factory=dict)  # role -> the header it came from
 
 
 @dataclass
@@ -247,6 +266,8 @@ class _Table:
     sheet: str | None = None
     header_row: int = 1
     hidden: bool = False  # a hidden Excel sheet: its notes are read, and flagged
+    roles: dict[str, str] = field(default_factory=dict)  # role -> the header it came from
+    as_read: list[str] = field(default_factory=list)      # the header before roles renamed it, for messages
 
 
 @contextmanager
@@ -307,9 +328,10 @@ def _read_xlsx(source: _Source, result: _FileNotes) -> list[_Table]:
         workbook.close()
     with_text = [table for table in tables if "text" in table.header]
     if not with_text:
-        found = "; ".join(f"sheet {t.sheet!r}: {_header_for_message(t.header) or 'no header'}" for t in tables)
+        found = "; ".join(f"sheet {t.sheet!r}: {_header_for_message(t.as_read) or 'no header'}" for t in tables)
         raise LoadError.at(source.label, f"no sheet has a 'text' column ({found})",
-                           "Name the column with the notes 'text' in the sheet that holds them")
+                           "Name the column with the notes 'text' in the sheet that holds them, or say "
+                           "which it is with --text-column or [columns] text in analysis.toml")
     return with_text
 
 
@@ -347,11 +369,50 @@ def _table_from_rows(rows: list[tuple[int, list[str]]], source: _Source, sheet: 
                            "Export the notes again or remove the file")
     header_row, header_cells = filled[0]
     body = [(number, cells) for number, cells in rows if number > header_row]
-    return _Table(_column_names(header_cells, source, sheet), body, sheet, header_row)
+    header, roles = _column_names(header_cells, source, sheet)
+    as_read = [cell.strip().lower() or f"column_{i}" for i, cell in enumerate(header_cells, start=1)]
+    return _Table(header, body, sheet, header_row, roles=roles, as_read=as_read)
 
 
-def _column_names(cells: list[str], source: _Source, sheet: str | None) -> list[str]:
-    """Stripped, lower-cased, unique names; unnamed columns get their position."""
+def _header_key(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).strip().lower().split())
+
+
+def _column_roles(names: list[str], source: _Source, sheet: str | None) -> dict[int, str]:
+    """Position -> role: the mapped headers first, then recognised names (tekst, notat, ...) for the rest."""
+    where = f" in sheet {sheet!r}" if sheet else ""
+    keys = [_header_key(name) for name in names]
+    roles: dict[int, str] = {}
+    for role, header in source.columns:
+        if _header_key(header) in keys:
+            roles[keys.index(_header_key(header))] = role
+        elif role == "text":
+            raise LoadError.at(source.label, f"has no column {header!r}{where}, which [columns] text or "
+                                             f"--text-column names (columns found: {_header_for_message(names)})",
+                               "Give the header exactly as it is in the file" + _suggestion(header, names))
+    mapped = set(roles.values())
+    for role, accepted in _RECOGNISED.items():
+        if role in mapped:
+            continue
+        exact = [i for i, key in enumerate(keys) if key == role and i not in roles]
+        found = exact or [i for i, key in enumerate(keys) if key in accepted and i not in roles]
+        if len(found) > 1 and role == "text":
+            raise LoadError.at(source.label, f"has several columns that could hold the notes{where} "
+                                             f"({', '.join(repr(names[i]) for i in found)})",
+                               "Say which one with --text-column or [columns] text in analysis.toml")
+        if len(found) == 1:
+            roles[found[0]] = role
+    return roles
+
+
+def _suggestion(word: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(_header_key(word), [_header_key(n) for n in names], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _column_names(cells: list[str], source: _Source, sheet: str | None) -> tuple[list[str], dict[str, str]]:
+    """Stripped, lower-cased, unique names, with role columns renamed to their role (text, note_id, ...);
+    unnamed columns get their position. Also returns role -> the header as written."""
     names: list[str] = []
     for position, cell in enumerate(cells, start=1):
         name = cell.strip().lower() or f"column_{position}"
@@ -363,8 +424,15 @@ def _column_names(cells: list[str], source: _Source, sheet: str | None) -> list[
             name = _unique_name(name, names)
             log.warning("%s: repeated column header renamed to %r", source.label, name)
         names.append(name)
-    reserved = _GENERATED_COLUMNS | ({"sheet"} if sheet is not None else set()) | {FLAG_EXTRA_CELLS}
-    return [_unique_name(f"input_{name}", names) if name in reserved else name for name in names]
+    roles = _column_roles(names, source, sheet)
+    found = {role: cells[i].strip() for i, role in roles.items()}
+    for i, role in roles.items():  # a column already named like the role it does not play steps aside
+        if role in names and names.index(role) != i:
+            names[names.index(role)] = _unique_name(f"input_{role}", names)
+        names[i] = role
+    reserved = (_GENERATED_COLUMNS - set(roles.values())) | ({"sheet"} if sheet is not None else set()) \
+        | {FLAG_EXTRA_CELLS}
+    return [_unique_name(f"input_{name}", names) if name in reserved else name for name in names], found
 
 
 def _unique_name(name: str, taken: Sequence[str]) -> str:
@@ -378,12 +446,14 @@ def _read_table(source: _Source) -> _FileNotes:
     result = _FileNotes()
     tables = (_read_xlsx if source.path.suffix.lower() == ".xlsx" else _read_csv)(source, result)
     table = tables[0]
+    for found in tables:
+        result.found_columns |= {role: header for role, header in found.roles.items()
+                                 if role not in result.found_columns}
     if "text" not in table.header:
-        raise LoadError.at(source.label, f"has no 'text' column (columns found: {_header_for_message(table.header)})",
-                           _missing_text_action(table.header), row=table.header_row)
-    several_sheets = len(tables) > 1
+        raise LoadError.at(source.label, f"has no 'text' column (columns found: {_header_for_message(table.as_read)})",
+                           _missing_text_action(table.as_read), row=table.header_row)
     for table in tables:
-        _add_table_rows(table, source, result, several_sheets)
+        _add_table_rows(table, source, result)
     if not result.records:
         log.warning("%s: header only, no notes (%d blank rows)", source.label, result.skipped_blank_rows)
     return result
@@ -409,23 +479,23 @@ def _missing_text_action(header: list[str]) -> str:
     if any(len(name) > _LONGEST_SHOWN_HEADER for name in header):
         return ("The first row looks like a note, not column names: add a header row above the notes "
                 "and name the notes column 'text'")
-    return "Name the column that holds the notes 'text'"
+    return ("Name the column that holds the notes 'text' (or tekst, notat, anteckning, ...), or say which "
+            "it is with --text-column or [columns] text in analysis.toml")
 
 
-def _add_table_rows(table: _Table, source: _Source, result: _FileNotes, several_sheets: bool) -> None:
+def _add_table_rows(table: _Table, source: _Source, result: _FileNotes) -> None:
     header = table.header
     keep = _kept_columns(table)
-    consumed = ("note_id", "text", "lang")
+    consumed = ("note_id", "text", "lang", *(("source_type",) if "source_type" in table.roles else ()))
     attributes = [name for name, kept in zip(header, keep) if kept and name not in consumed]
     if table.sheet is not None:
         attributes.append("sheet")
     result.columns += [name for name in attributes if name not in result.columns]
-    prefix = f"{source.id_prefix}-{'_'.join(table.sheet.split())}" if several_sheets else source.id_prefix
     for number, cells in table.rows:
         if not any(cell.strip() for cell in cells):
             result.skipped_blank_rows += 1
             continue
-        result.records.append(_table_record(header, keep, cells, number, prefix, source, table.sheet))
+        result.records.append(_table_record(header, keep, cells, number, source, table.sheet))
         if table.hidden:
             result.records[-1]["flags"].append(FLAG_HIDDEN_SHEET)
         if FLAG_EXTRA_CELLS in result.records[-1] and FLAG_EXTRA_CELLS not in result.columns:
@@ -439,18 +509,18 @@ def _kept_columns(table: _Table) -> list[bool]:
             for position, name in enumerate(table.header)]
 
 
-def _table_record(header: list[str], keep: list[bool], cells: list[str], number: int, prefix: str,
+def _table_record(header: list[str], keep: list[bool], cells: list[str], number: int,
                   source: _Source, sheet: str | None) -> dict:
     flags = []
     padded = cells + [""] * (len(header) - len(cells))
     values = {name: value for name, value, kept in zip(header, padded, keep) if kept}
     text = values.pop("text")
     note_id = values.pop("note_id", "").strip()
-    if not note_id:
-        if "note_id" in header:
-            flags.append(FLAG_DERIVED_ID)
-        note_id = f"{prefix}-r{number}"
-    record = _record(note_id, text, source.name, number, flags)
+    if not note_id and "note_id" in header:
+        flags.append(FLAG_DERIVED_ID)
+    source_type = values.pop("source_type", "").strip() if "source_type" in header else ""
+    record = _record(note_id, text, source.name, number, flags, source_type=source_type or "note")
+    record["_derive_id"] = not note_id  # from the text, in _derive_ids: stable when the file is renamed
     record["_lang_given"] = values.pop("lang", "")
     record |= values
     if sheet is not None:
@@ -505,16 +575,41 @@ def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
         data = yaml.safe_load(text[opening.end():closing.start()]) or {}
     except yaml.YAMLError as error:
         # The file's line: the block starts on line 2, after the opening '---'.
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark is not None else ""
-        raise LoadError.at(source.label, f"the front matter is not valid YAML{where} "
-                                         f"({getattr(error, 'problem', None) or 'syntax error'})",
+        line, column, problem = yaml_error_place(error, first_line=2)
+        where = f" at line {line}, column {column}" if line is not None else ""
+        raise LoadError.at(source.label, f"the front matter is not valid YAML{where} ({problem})",
                            "Fix the block between the '---' lines") from None
     if not isinstance(data, dict):
         raise LoadError.at(source.label, "the front matter is not a list of 'key: value' lines",
                            "Write one 'key: value' per line between the '---' lines", row=2)
     body_start = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
     return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
+
+
+def yaml_error_place(error, first_line: int = 1) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a YAML syntax error, 1-based, where the user must look.
+
+    PyYAML's scanner notices a missing ':' or an unclosed quote only on a later line (for an
+    unclosed quote, at the end of the file); where the key or the quote *started* is its
+    ``context_mark``, as is the opening '[' or '{' of an unclosed list or mapping. Other parser
+    errors (bad indentation) are at their ``problem_mark``.
+    ``first_line`` is the file line of the YAML text's first line (front matter: 2).
+    """
+    import yaml
+
+    mark = getattr(error, "problem_mark", None)
+    context = getattr(error, "context_mark", None)
+    opened_here = isinstance(error, yaml.scanner.ScannerError) or "flow" in (getattr(error, "context", "") or "")
+    if opened_here and context is not None:
+        mark = context
+    problem = getattr(error, "problem", None) or "syntax error"
+    if "could not find expected ':'" in problem:
+        problem = "a key without ':' after it (write 'key: value')"
+    elif "end of stream" in problem and "quoted scalar" in (getattr(error, "context", "") or ""):
+        problem = "a quote opened here is never closed"
+    if mark is None:
+        return None, None, problem
+    return mark.line + first_line, mark.column + 1, problem
 
 
 def yaml_item_lines(text: str, key: str) -> list[int]:
@@ -658,6 +753,34 @@ def _majority_language(records: list[dict]) -> str | None:
 # --------------------------------------------------------------------------- the frame
 
 
+#: A derived note id: this prefix and the first hex digits of the text's sha256.
+DERIVED_ID_PREFIX = "note-"
+_DERIVED_ID_DIGITS = 10
+
+
+def _derive_ids(records: list[dict]) -> None:
+    """Ids for table rows without one, from their text (whitespace and Unicode form normalised).
+
+    The id depends on neither the file's name nor its folder nor the row, so renaming, moving
+    or re-sorting the file keeps every id, and overrides stay valid. The same text repeated gets
+    ``-2``, ``-3``, … in reading order.
+    """
+    seen: Counter = Counter()
+    for record in records:
+        if not record.pop("_derive_id", False):
+            continue
+        first = derived_note_id(record["text"])
+        seen[first] += 1
+        record["note_id"] = derived_note_id(record["text"], seen[first])
+
+
+def derived_note_id(text: str, occurrence: int = 1) -> str:
+    """The id a table row without a note id gets: ``note-`` + 10 hex digits of its text's sha256."""
+    canonical = " ".join(unicodedata.normalize("NFC", text).split())
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:_DERIVED_ID_DIGITS]
+    return f"{DERIVED_ID_PREFIX}{digest}" + (f"-{occurrence}" if occurrence > 1 else "")
+
+
 def _make_ids_unique(records: list[dict]) -> None:
     """A repeated note_id keeps its first row; later rows get ``~r<row>`` and a flag."""
     original = {record["note_id"] for record in records}
@@ -681,6 +804,7 @@ def _natural_key(note_id: str) -> tuple:
 
 def _frame(results: list[tuple[_Source, _FileNotes]]) -> pd.DataFrame:
     records = [record for _, result in results for record in result.records]
+    _derive_ids(records)
     _make_ids_unique(records)
     attributes: list[str] = []
     for _, result in results:
@@ -703,6 +827,22 @@ def _skipped_summary(skipped: list[tuple[Path, str]], shown: int = 5) -> str:
     return f" (skipped {listed}{more})"
 
 
+def _check_mapping_used(mapping: tuple[tuple[str, str], ...], results: list[tuple[_Source, _FileNotes]]) -> None:
+    """A mapped header no table has is a typo, not an absent attribute: say so, with a suggestion."""
+    tables = [(s, r) for s, r in results if s.path.suffix.lower() in TABLE_SUFFIXES]
+    if not tables:
+        return
+    for role, header in mapping:
+        if any(r.found_columns.get(role) is not None and _header_key(r.found_columns[role]) == _header_key(header)
+               for _, r in tables):
+            continue
+        headers = sorted({h for _, r in tables for h in r.columns})
+        files = ", ".join(s.label for s, _ in tables[:3]) + (" …" if len(tables) > 3 else "")
+        raise LoadError.at(files, f"no notes table has the column {header!r} that [columns] {role} "
+                                  f"(or --column {role}=...) names{_suggestion(header, headers)}",
+                           "Give the header exactly as it is in the file, or remove the mapping")
+
+
 def require_notes(notes: pd.DataFrame) -> None:
     """Raise LoadError when the loaded inputs hold no notes at all.
 
@@ -719,16 +859,21 @@ def require_notes(notes: pd.DataFrame) -> None:
                        "that hold them")
 
 
-def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.DataFrame:
+def load_notes(paths: Sequence[str | Path], root: Path | None = None,
+               columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read notes tables and documents into one notes frame (schema.CORE_COLUMNS first).
 
     ``paths`` are files or folders (read recursively, in sorted order). ``source_file`` is
-    relative to ``root`` when given, else the file name. Raises LoadError for unusable files.
+    relative to ``root`` when given, else the file name. ``columns`` maps a role (text,
+    note_id, lang, source_type, site, workshop, participant_role, persona) to the user's header;
+    without it, common headers (tekst, notat, anteckning, id, språk, ...) are recognised.
+    Raises LoadError for unusable files.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     root = Path(root) if root is not None else None
-    sources, skipped = _sources(paths, root)
+    mapping = tuple((role, header) for role, header in (columns or {}).items() if header and header.strip())
+    sources, skipped = _sources(paths, root, mapping)
     for file, reason in skipped:
         log.info("skipped %s: %s", file.as_posix(), reason)
     if not sources:
@@ -741,8 +886,10 @@ def load_notes(paths: Sequence[str | Path], root: Path | None = None) -> pd.Data
         result = (_read_document if is_document else _read_table)(source)
         _resolve_languages(result.records)
         results.append((source, result))
+    _check_mapping_used(mapping, results)
     frame = _frame(results)
     frame.attrs = {
+        "columns": {s.name: r.found_columns for s, r in results if r.found_columns},  # role -> header, per file
         "files": [str(s.path) for s, _ in results],   # every file read, for the run manifest
         "encodings": {s.name: r.encoding for s, r in results if r.encoding},
         "delimiters": {s.name: r.delimiter for s, r in results if r.delimiter},

@@ -81,6 +81,9 @@ def build_manifest(result, written: dict[str, Path], out_dir: Path) -> dict:
                    "status": {k: int(v) for k, v in result.assignments["status"].value_counts().sort_index().items()},
                    "themes": int(len(result.themes))},
         "outputs": output_files(written, Path(out_dir)),
+        # The run's own seed codebook and personas, inside the run folder: what exports read.
+        "run_inputs": {key.removeprefix("run_inputs:"): Path(path).relative_to(out_dir).as_posix()
+                       for key, path in sorted(written.items()) if key.startswith("run_inputs:")},
     }
 
 

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.config import PersonasConfig
-from analysis.load import yaml_item_lines
+from analysis.config import PersonasConfig, did_you_mean
+from analysis.load import yaml_error_place, yaml_item_lines
 from analysis.schema import NO_PERSONA, STATUS_EXCLUDED, STATUS_UNASSIGNED
 from analysis.stats import cell_statistics, contingency_table, contingency_tests
 from analysis.text import normalise, split_sentences
@@ -103,6 +103,18 @@ def _fail(path: Path, where: str, problem: str, fix: str) -> PersonaFileError:
     return PersonaFileError(f"{path}: {where}: {problem}. {fix}")
 
 
+PERSONA_FIELDS = ("id", "name", "role", "aliases", "description", "needs", "site")
+NEED_FIELDS = ("id", "text")
+
+
+def _unknown_keys(path, where, entry: dict, known: Sequence[str], what: str) -> None:
+    """An unknown key is an error that names it and the field it most likely means."""
+    for key in entry:
+        if str(key) not in known:
+            raise _fail(path, where, f"'{key}' is not a field{did_you_mean(str(key), known)}",
+                        f"The fields of a {what} are {', '.join(known)}.")
+
+
 def _text_field(path, where, entry, key, required) -> str:
     value = entry.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -128,25 +140,32 @@ def _aliases(path, where, entry) -> tuple[str, ...]:
 def _needs(path, where, entry, persona_id: str) -> tuple[Need, ...]:
     """A persona's needs: each a line of text, or a mapping with ``id`` and ``text``.
 
-    A need written as plain text gets the id ``<persona id>-<position>`` (1-based), so that
-    ``- Vite hvem som kommer`` as the second need of ``astrid`` is ``astrid-2``.
+    A need written as plain text (or as a mapping without ``id``) gets the id
+    ``<persona id>-<position>`` (1-based), so that ``- Vite hvem som kommer`` as the second
+    need of ``astrid`` is ``astrid-2``. A key other than ``id`` and ``text`` is named with
+    the field it most likely means.
     """
     raw = entry.get("needs") or []
+    if isinstance(raw, str):
+        raw = [raw]
     if not isinstance(raw, list):
-        raise _fail(path, where, "key 'needs' must be a list",
+        raise _fail(path, where, f"key 'needs' must be a list, got a {_yaml_kind(raw)}",
                     "Write each need on its own line as '- text of the need' (or '- id: ...' with 'text: ...').")
     needs, seen = [], set()
     for number, need in enumerate(raw, start=1):
         need_where = f"{where}, need {number}"
         if isinstance(need, str) and normalise(need):
-            need_id, text = f"{persona_id}-{number}", normalise(need)
-        elif isinstance(need, dict):
-            need_id = _text_field(path, need_where, need, "id", required=True)
-            text = _text_field(path, f"{need_where} ('{need_id}')", need, "text", required=True)
-        else:
+            need = {"text": need}  # the natural way: a need is a line of text
+        if not isinstance(need, dict):
             got = "an empty line" if need is None or isinstance(need, str) else f"a {_yaml_kind(need)}"
             raise _fail(path, need_where, f"a need must be a line of text or a mapping with 'id' and 'text', got {got}",
                         "Write the need as '- text of the need'.")
+        _unknown_keys(path, need_where, need, NEED_FIELDS, "need")
+        if need.get("id") is None:
+            need_id = f"{persona_id}-{number}"
+        else:
+            need_id = _text_field(path, need_where, need, "id", required=True)
+        text = _text_field(path, f"{need_where} ('{need_id}')", need, "text", required=True)
         if need_id in seen:
             raise _fail(path, need_where, f"duplicate need id '{need_id}'", "Give each need its own id.")
         seen.add(need_id)
@@ -174,8 +193,11 @@ def _persona(path: Path, number: int, entry, line: int | None = None) -> Persona
     if not isinstance(entry, dict):
         raise _fail(path, where, f"each persona must be a mapping, got a {_yaml_kind(entry)}",
                     "Start each persona with '- id: ...'.")
+    if entry.get("id") is None:
+        _unknown_keys(path, where, entry, PERSONA_FIELDS, "persona")  # 'ID:' or 'navn:' before 'id' is missing
     persona_id = _text_field(path, where, entry, "id", required=True)
     where = f"{at_line}persona {number} ('{persona_id}')"
+    _unknown_keys(path, where, entry, PERSONA_FIELDS, "persona")
     if persona_id.lower() == NO_PERSONA:
         raise _fail(path, where, f"the id '{NO_PERSONA}' is reserved for notes without a persona",
                     "Choose another id.")
@@ -203,10 +225,10 @@ def load_personas(path: str | Path) -> list[Persona]:
         raise PersonaFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
                                "Save the personas as a UTF-8 YAML file.") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
-        raise PersonaFileError(f"{path}: not valid YAML at {line} ({getattr(error, 'problem', error)}). "
-                               "Fix the indentation or quoting on that line.") from error
+        line, column, problem = yaml_error_place(error)
+        place = f"line {line}, column {column}" if line is not None else "unknown line"
+        raise PersonaFileError(f"{path}: not valid YAML at {place} ({problem}). "
+                               "Fix the indentation or quoting on that line.") from None
     if not isinstance(data, dict) or not isinstance(data.get("personas"), list):
         raise PersonaFileError(f"{path}: expected a top-level 'personas:' list. "
                                "Start the file with 'personas:' and list each persona under it.")
@@ -945,6 +967,58 @@ def need_support(personas: Sequence[Persona], assignments: pd.DataFrame, space,
     return scores.merge(themed[[c for c in columns if c in themed.columns]], on="note_id", how="left")
 
 
+#: The corpus-relative rule (``need_threshold_in_use``): similarities are standardised per need
+#: over the corpus's notes (z). A theme addresses a need when its notes' mean z is at least
+#: THEME_Z and at least MIN_THEME_NOTES of them reach NOTE_Z; those notes are its support.
+THEME_Z = 0.5
+NOTE_Z = 1.0
+MIN_THEME_NOTES = 2
+
+
+@dataclass(frozen=True)
+class NeedThreshold:
+    threshold: float | None   # None: the corpus-relative rule
+    reason: str
+
+
+def need_threshold_in_use(config: PersonasConfig) -> NeedThreshold:
+    """Which rule decides that notes address a need, and why, in words for the run's report.
+
+    Centred cosines sit at different levels in different corpora (language mix, note length,
+    how alike the notes are), so a fixed value does not carry over: 0.35 suited the example and
+    flagged a need as a gap next to a 12-note theme about it elsewhere. By default the rule is
+    relative: each need's similarities are standardised over the corpus's notes, and a theme
+    addresses the need when its notes are, on average, THEME_Z standard deviations closer to it
+    than the corpus's average note, with at least MIN_THEME_NOTES notes NOTE_Z above. A need no
+    theme addresses is a gap. A number in ``[personas] need_threshold`` fixes a cosine instead.
+    """
+    if config.need_threshold is not None:
+        return NeedThreshold(float(config.need_threshold),
+                             f"[personas] need_threshold = {config.need_threshold} from the config (fixed cosine)")
+    return NeedThreshold(None, f"relative to the corpus: a theme addresses a need when its notes' mean similarity "
+                               f"to it is {THEME_Z} standard deviations above the corpus's mean note, with at "
+                               f"least {MIN_THEME_NOTES} notes {NOTE_Z} standard deviations above")
+
+
+def _supporting(scores: pd.DataFrame, threshold: float | None) -> pd.Series:
+    """Which (need, note) pairs of one need count as support, by the rule ``threshold`` names."""
+    if threshold is not None:
+        return scores["score"] >= threshold
+    spread = scores["score"].std(ddof=0)
+    z = (scores["score"] - scores["score"].mean()) / (spread if spread > 0 else 1.0)
+    strong = z >= NOTE_Z
+    themes = pd.DataFrame({"theme_id": scores["theme_id"], "z": z, "strong": strong})
+    by_theme = themes.groupby("theme_id")
+    passes = (by_theme["z"].mean() >= THEME_Z) & (by_theme["strong"].sum() >= MIN_THEME_NOTES)
+    return strong & scores["theme_id"].map(passes).fillna(False).astype(bool)
+
+
+def _need_support_pairs(support: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+    """The supporting (need, note) pairs of every need (the rows of ``support`` that count)."""
+    kept = [scores[_supporting(scores, threshold)] for _, scores in support.groupby(["persona_id", "need_id"], sort=False)]
+    return pd.concat(kept) if kept else support.iloc[0:0]
+
+
 def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
     closest = scores.sort_values(["score", "note_id"], ascending=[False, True]).head(1)
     return {"persona_id": persona_id, "need_id": need.id, "need_text": need.text, "theme_id": "",
@@ -956,20 +1030,24 @@ def _gap_row(persona_id, need, scores: pd.DataFrame, threshold: float) -> dict:
 
 
 def need_coverage(personas: Sequence[Persona], assignments: pd.DataFrame, space,
-                  threshold: float, notes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per need, the themes whose notes address it (similarity ≥ threshold), strongest first.
+                  threshold: float | None, notes: pd.DataFrame | None = None,
+                  support: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per need, the themes whose notes address it, strongest first (``threshold``: a fixed cosine,
+    or None for the corpus-relative rule of ``need_threshold_in_use``).
 
     One row per (need, theme) with the number of supporting notes, their best and mean
     score and their ids ranked by score. A need no note reaches is one row with
     ``gap=True`` and the closest note, so the analyst can see how near it came.
-    Similarity is the centred cosine used for persona linking (same scale).
+    Similarity is the centred cosine used for persona linking (same scale); ``threshold``
+    usually comes from ``need_threshold_in_use``. ``support`` (need_support's table) is
+    computed when not given.
     """
-    support = need_support(personas, assignments, space, notes)
+    support = need_support(personas, assignments, space, notes) if support is None else support
     rows = []
     for persona in personas:
         for need in persona.needs:
             scores = support[(support["persona_id"] == persona.id) & (support["need_id"] == need.id)]
-            above = scores[scores["score"] >= threshold]
+            above = scores[_supporting(scores, threshold)] if len(scores) else scores
             if above.empty:
                 rows.append(_gap_row(persona.id, need, scores, threshold))
                 continue
@@ -1004,15 +1082,15 @@ def quote(text: str, limit: int = QUOTE_CHARS) -> str:
 
 
 def trace_table(personas: Sequence[Persona], assignments: pd.DataFrame, links: pd.DataFrame,
-                space, threshold: float, notes: pd.DataFrame | None = None,
-                quote_chars: int = QUOTE_CHARS) -> pd.DataFrame:
+                space, threshold: float | None, notes: pd.DataFrame | None = None,
+                quote_chars: int = QUOTE_CHARS, support: pd.DataFrame | None = None) -> pd.DataFrame:
     """Persona → need → theme → note, one row per supporting note, with a quote.
 
     ``linked_to_persona`` says whether the note itself speaks for that persona (by tag,
     mention or similarity): such rows are the strongest evidence for a need.
     """
-    support = need_support(personas, assignments, space, notes)
-    support = support[support["score"] >= threshold].merge(
+    support = need_support(personas, assignments, space, notes) if support is None else support
+    support = _need_support_pairs(support, threshold).merge(
         _persona_of_note(links).rename(columns={"persona_id": "note_persona_id",
                                                 "persona_method": "note_persona_method"}),
         on="note_id", how="left")

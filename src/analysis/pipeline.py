@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.breakdowns import breakdown_attributes, breakdown_table
 from analysis.config import Config, config_from_dict
 from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
@@ -27,6 +28,7 @@ from analysis.manifest import Verification, compare, read_manifest, write_manife
 from analysis.overrides import apply_overrides, load_overrides
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
+from analysis.stats import structure_strength
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
@@ -64,6 +66,55 @@ class RunResult:
     overrides_report: list[dict] = field(default_factory=list)
     privacy: dict = field(default_factory=dict)
     evaluation: dict | None = None
+    breakdowns: pd.DataFrame | None = None
+    notices: list[str] = field(default_factory=list)   # said first: where the reference files came from
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or path.is_relative_to(folder)
+
+
+def reference_files(config: Config, notes_paths=None, seed_themes_path=None, personas_path=None,
+                    overrides_path=None) -> tuple[dict[str, Path | None], list[str]]:
+    """The seed codebook, personas file and overrides file a run uses, and what to say about them first.
+
+    A file passed explicitly is always used. Without one, the config's file is used when the
+    notes are the config's own, or when the notes given on the command line lie inside the
+    config's [paths] notes (a file, or a folder holding them). Notes from elsewhere never get the
+    config's codebook or personas, so the example's Bærum files cannot reach a run on other notes
+    by accident; the notice says how to use them on purpose.
+    """
+    config_notes = [config.resolve(p) for p in config.paths.notes]
+    from_cli = bool(notes_paths)
+    belongs = not from_cli or all(any(_inside(p, folder) for folder in config_notes) for p in notes_paths)
+    chosen, notices = {}, []
+    for role, given, option, what in (("seed_themes", seed_themes_path, "--seed-themes", "seed codebook"),
+                                      ("personas", personas_path, "--personas", "personas file"),
+                                      ("overrides", overrides_path, "--overrides", "overrides file")):
+        configured = config.resolve(getattr(config.paths, role))
+        if given:
+            chosen[role] = Path(given)
+        elif configured is None:
+            chosen[role] = None
+        elif belongs:
+            chosen[role] = configured
+            if from_cli and (role != "overrides" or configured.exists()):
+                notices.append(f"note: the {what} {_shown(configured, config)} comes from the config's "
+                               f"[paths] {role}, while --notes came from the command line; pass {option} "
+                               "to choose another.")
+        else:
+            chosen[role] = None
+            if role == "overrides" and not configured.exists():
+                continue
+            notices.append(f"note: the config's {what} {_shown(configured, config)} is not used: it belongs to the "
+                           f"config's notes ({', '.join(_shown(p, config) for p in config_notes)}), not to the "
+                           f"--notes given. Pass {option} {_shown(configured, config)} to use it anyway.")
+    return chosen, notices
+
+
+def _shown(path: Path, config: Config) -> str:
+    return _as_config_path(path, config)
 
 
 def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
@@ -72,15 +123,15 @@ def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
     return [config.resolve(p) for p in config.paths.notes]
 
 
-def build_embedder(config: Config, progress: bool = True) -> CachedEmbedder:
-    """The configured backend, wrapped in the on-disk cache."""
+def build_embedder(config: Config, progress: bool = True, out_dir=None) -> CachedEmbedder:
+    """The configured backend, wrapped in the on-disk cache ([paths] cache, else ``out_dir``/cache)."""
     options = {}
     if config.embedding.backend == "sentence-transformers":
         options["batch_size"] = config.embedding.batch_size
     if config.embedding.backend == "tfidf":
         options["random_state"] = config.themes.random_state
     backend = get_embedder(config.embedding.backend, model=config.embedding.model, **options)
-    return CachedEmbedder(backend, config.resolve(config.paths.cache),
+    return CachedEmbedder(backend, config.cache_dir(out_dir),
                           batch_size=config.embedding.batch_size, progress=progress)
 
 
@@ -94,34 +145,40 @@ def theme_model_from_config(config: Config) -> ThemeModel:
 
 def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=None,
         embedder=None, progress: bool = True, notes: pd.DataFrame | None = None,
-        overrides_path=None) -> RunResult:
+        overrides_path=None, out_dir=None) -> RunResult:
     """Run the whole analysis in memory. Paths default to the config's [paths].
 
     ``notes`` may be an already loaded notes table (``analysis evaluate`` passes one with the
-    gold columns removed).
+    gold columns removed, and the files it came from as ``notes_paths``). ``out_dir`` (default
+    [paths] out) only places the embedding cache when [paths] cache is empty. Which seed codebook, personas and overrides are used is
+    decided by ``reference_files``.
     """
     inputs: dict[str, list[Path]] = {}
+    # With ``notes`` given, ``notes_paths`` (if any) still says where they came from.
+    chosen, notices = reference_files(config, notes_paths, seed_themes_path, personas_path, overrides_path)
+    seed_path, persona_path, override_path = chosen["seed_themes"], chosen["personas"], chosen["overrides"]
     if notes is None:
         paths = notes_paths_from(config, notes_paths)
-        notes = load_notes(paths, root=config.root)
+        notes = load_notes(paths, root=config.root, columns=config.columns.mapping())
         inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
         config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
     require_notes(notes)
-    persona_path = Path(personas_path) if personas_path else config.resolve(config.paths.personas)
     personas = load_personas(persona_path) if persona_path else []
     # Mask personal data before anything else sees the text: embeddings, keywords, quotes,
     # figures, exports and logs all work from the masked notes.
     notes, privacy = mask_personal_data(notes, config, personas)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
-    embedder = embedder or build_embedder(config, progress=progress)
+    embedder = embedder or build_embedder(config, progress=progress, out_dir=out_dir)
     texts = notes.loc[analysable, "text"].tolist()
     if hasattr(embedder, "fit") and texts:  # every note empty: nothing to fit on or embed
         embedder.fit(texts)
     vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
     stats = dict(getattr(embedder, "last_stats", {}))
 
-    seed_path = Path(seed_themes_path) if seed_themes_path else config.resolve(config.paths.seed_themes)
     seeds = load_seed_themes(seed_path) if seed_path else []
+    # The manifest records the files actually used, not the config's unused ones.
+    config = _with_paths(config, seed_themes="", personas="",
+                         overrides=_as_config_path(override_path, config) if override_path else "")
     if seed_path:
         inputs["seed_themes"] = [seed_path]
         config = _with_paths(config, seed_themes=_as_config_path(seed_path, config))
@@ -137,7 +194,6 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
     model_only = None
-    override_path = Path(overrides_path) if overrides_path else config.resolve(config.paths.overrides)
     if override_path and not override_path.exists():
         # The file is optional: an analyst creates it when they first disagree with the model.
         log.info("no overrides file at %s; nothing to override", override_path)
@@ -160,12 +216,15 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
-                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy)
+                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
+                       notices=notices)
 
     if persona_path:
         _link_personas(result, personas, embedder, config)
         result.inputs["personas"] = [persona_path]
         result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
+    attributes = breakdown_attributes(assignments, config.report.breakdowns)
+    result.breakdowns = breakdown_table(result.assignments, attributes) if attributes else None
     if model_only is None:
         model_only = assignments
     else:
@@ -316,8 +375,9 @@ def note_space(result: RunResult, embedder):
 
 
 def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
-    from analysis.personas import (METHOD_SIMILARITY, compare_groups, link_personas, need_coverage,
-                                   similarity_threshold_in_use, theme_persona_table, trace_table)
+    from analysis.personas import (METHOD_SIMILARITY, compare_groups, link_personas, need_coverage, need_support,
+                                   need_threshold_in_use, similarity_threshold_in_use, theme_persona_table,
+                                   trace_table)
 
     notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
     space = note_space(result, embedder)
@@ -332,9 +392,13 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
     result.persona_links = links
     themed = without_persona_columns(frame)
     result.persona_theme = theme_persona_table(themed, links)
-    threshold = config.personas.need_threshold
-    result.persona_needs = need_coverage(personas, themed, space, threshold, notes=notes)
-    result.trace = trace_table(personas, themed, links, space, threshold, notes=notes)
+    # Need coverage compares the needs with the run's own centred note vectors (the NoteSpace):
+    # only the need texts are embedded, never the notes again.
+    support = need_support(personas, themed, space, notes)
+    need_choice = need_threshold_in_use(config.personas)
+    threshold = need_choice.threshold
+    result.persona_needs = need_coverage(personas, themed, space, threshold, notes=notes, support=support)
+    result.trace = trace_table(personas, themed, links, space, threshold, notes=notes, support=support)
     if "site" in notes.columns and notes["site"].nunique() > 1:
         result.site_theme = compare_groups(themed, "site", notes=notes)
     similarity_scores = links["persona_score"].where(links["persona_method"] == METHOD_SIMILARITY)
@@ -348,6 +412,7 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "similarity": {"status": "reliable" if verdict.get("reliable") else "not reliable: linked nothing",
                        **verdict},
         "need_threshold": threshold,
+        "need_threshold_why": need_choice.reason,
         "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
         "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
         "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
@@ -392,6 +457,9 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
             written["site_theme"] = _csv(result.site_theme, out_dir / "site_theme.csv")
         written["persona_report"] = _json(result.persona_report, out_dir / "persona_report.json")
         written.update(_persona_summaries(result, out_dir / "personas"))
+    if result.breakdowns is not None:
+        written["breakdowns"] = _csv(result.breakdowns, out_dir / "breakdowns.csv")
+    written.update(write_run_inputs(result, out_dir))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
     if result.privacy:
@@ -408,6 +476,40 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     return written
 
 
+RUN_INPUTS_DIR = "run_inputs"
+
+
+def write_run_inputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
+    """The seed codebook and personas this run used, as the loaders read them, inside the run folder.
+
+    Exports and the report read these (the manifest names them under ``run_inputs``), never the
+    config's files, so a run on one's own notes can never be exported with the example's personas.
+    """
+    import yaml
+
+    folder = Path(out_dir) / RUN_INPUTS_DIR
+    written = {}
+    documents = {}
+    if "seed_themes" in result.inputs:
+        documents["seed_themes"] = ("themes", [{"id": s.id, "name": s.name, "description": s.description,
+                                                "examples": list(s.examples)} for s in result.seeds])
+    if "personas" in result.inputs:
+        documents["personas"] = ("personas", [
+            {"id": p.id, "name": p.name, "role": p.role, "aliases": list(p.aliases), "description": p.description,
+             "needs": [{"id": n.id, "text": n.text} for n in p.needs], **({"site": p.site} if p.site else {})}
+            for p in result.personas])
+    for role, (key, entries) in documents.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        source = result.inputs[role][0]
+        header = (f"# The {role.replace('_', ' ')} this run used, read from {Path(source).name}.\n"
+                  "# `analysis export` and `analysis report` read this copy; edit the original and run again.\n")
+        path = folder / f"{role}.yml"
+        path.write_text(header + yaml.safe_dump({key: entries}, allow_unicode=True, sort_keys=False, width=100),
+                        encoding="utf-8")
+        written[f"run_inputs:{role}"] = path
+    return written
+
+
 def _json(data, path: Path) -> Path:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=_json_default) + "\n",
                     encoding="utf-8")
@@ -418,8 +520,10 @@ def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None) -> Ve
     """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything."""
     expected = read_manifest(manifest_path)
     config = config_from_dict(expected["config"], root=root, source=str(manifest_path))
+    # The re-run reads the original run's embedding cache (when the cache lives inside its out).
     config = _with_paths(config, out=str(work_dir))
-    result = run(config, embedder=embedder, progress=False)
+    # A cache inside the original run's folder serves the re-run too (it is not part of the result).
+    result = run(config, embedder=embedder, progress=False, out_dir=Path(manifest_path).resolve().parent)
     written = write_outputs(result, Path(work_dir))
     actual = read_manifest(written["manifest"])
     # Where the outputs were written is not part of the result.
@@ -443,17 +547,56 @@ def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
     return written
 
 
-def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path) -> list[str]:
-    """The short summary the CLI prints at the end of a run (no note text: privacy)."""
+def new_theme_structure(k_selection: pd.DataFrame | None):
+    """The chosen k's modularity in words (stats.structure_strength), or None without a k search."""
+    if k_selection is None or not len(k_selection) or "chosen" not in k_selection.columns:
+        return None
+    chosen = k_selection[k_selection["chosen"].astype(str).str.lower().isin(["true", "1"])]
+    return structure_strength(float(chosen["modularity"].iloc[0])) if len(chosen) else None
+
+
+def input_lines(result: RunResult) -> list[str]:
+    """Which files and columns the run used: notes, text column, blank rows, codebook, personas."""
+    notes, config = result.notes, result.config
+    lines = [f"notes read: {len(notes)} from {notes['source_file'].nunique()} file(s)"]
+    columns = notes.attrs.get("columns", {})
+    texts = sorted({f"{found['text']!r}" for found in columns.values() if "text" in found})
+    if texts:
+        ids = sorted({f"{found['note_id']!r}" for found in columns.values() if "note_id" in found})
+        lines.append(f"text column: {', '.join(texts)}; note ids from "
+                     + (f"column {', '.join(ids)}" if ids else "the text (no id column)"))
+    blank = {name: n for name, n in notes.attrs.get("skipped_blank_rows", {}).items() if n}
+    if blank:
+        lines.append(f"blank rows skipped: {sum(blank.values())} (" + ", ".join(f"{n} in {name}" for name, n in
+                                                                           sorted(blank.items())) + ")")
+    seed_files = result.inputs.get("seed_themes")
+    lines.append(f"codebook: {_as_config_path(seed_files[0], config)} ({len(result.seeds)} seed themes)" if seed_files
+                 else "codebook: none (every theme is found in the notes)")
+    persona_files = result.inputs.get("personas")
+    lines.append(f"personas: {_as_config_path(persona_files[0], config)} ({len(result.personas)} personas)"
+                 if persona_files else "personas: none")
+    return lines
+
+
+def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, notices: bool = True) -> list[str]:
+    """The short summary the CLI prints at the end of a run (no note text: privacy).
+
+    It starts with the notices about where the reference files came from (``notices=False``
+    leaves them out, for a caller that said them before the run).
+    """
     status = result.assignments["status"].value_counts().sort_index()
     kinds = result.themes["kind"].value_counts() if len(result.themes) else pd.Series(dtype=int)
-    lines = [
-        f"notes read: {len(result.notes)} from {result.notes['source_file'].nunique()} file(s)",
-        f"embedder: {result.embedder_identity} "
+    lines = [*(result.notices if notices else []), *input_lines(result), f"embedder: {result.embedder_identity} "
         f"({result.embedding_stats.get('embedded', 0)} embedded, {result.embedding_stats.get('from_cache', 0)} from cache)",
         f"themes: {len(result.themes)} ({int(kinds.get('seed', 0))} seed, {int(kinds.get('new', 0))} new)",
         "notes per status: " + ", ".join(f"{k} {v}" for k, v in status.items()),
     ]
+    strength = new_theme_structure(result.k_selection)
+    if strength is not None:
+        lines.append(f"new-theme structure: {strength.level} ({strength.sentence})")
+    if result.breakdowns is not None:
+        lines.append("breakdowns (who says what): " + ", ".join(result.breakdowns.attrs["tests"])
+                     + " -> breakdowns.csv")
     if result.persona_links is not None:
         methods = result.assignments["persona_method"].value_counts().sort_index()
         lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items())

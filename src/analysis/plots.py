@@ -34,6 +34,9 @@ CATEGORY_COLOURS = tuple(c for c in OKABE_ITO if c != "#F0E442") + ("#F0E442",)
 #: neighbouring categories never share both colour and marker).
 CATEGORY_MARKERS = ("o", "s", "^", "D", "v")
 
+#: What the marks in a heatmap mean, said once under its title.
+HEATMAP_KEY = "▲ / ▼ adjusted residual ≥ +2 / ≤ −2 · hatched: expected count < 5"
+
 #: |adjusted residual| at or above this is marked: roughly p < 0.05 for a single cell.
 RESIDUAL_MARK = 2.0
 
@@ -85,31 +88,72 @@ def _annotate_cells(ax, image, counts, residuals, small) -> None:
                                    edgecolor="0.5", linewidth=0))
 
 
-def theme_persona_heatmap(table: pd.DataFrame, ax=None, value: str = "count",
-                          theme_labels: Mapping[str, str] | None = None) -> Figure:
-    """Theme × persona counts (or adjusted residuals), residual marks and hatched small cells.
+def _share_heatmap(counts: pd.DataFrame, shares: pd.DataFrame, residuals: pd.DataFrame, small: pd.DataFrame,
+                   ax, column_title: str, title: str, theme_labels, column_labels) -> Figure:
+    """Theme × column heatmap coloured by the share within each column, so a large column
+    (persona 'none', a big workshop) cannot swamp the scale; cells show the count and ▲/▼."""
+    figure, ax = _figure_and_axes(ax, (2.4 + 1.1 * counts.shape[1], 2.4 + 0.45 * counts.shape[0]))
+    image = ax.imshow(shares.to_numpy(float), cmap="cividis", vmin=0, vmax=max(float(np.nanmax(shares.to_numpy(float))), 0.05),
+                      aspect="auto")
+    _annotate_cells(ax, image, counts, residuals, small)
+    ax.set_xticks(range(counts.shape[1]), [_wrapped(_label(column_labels, c), 16, 2) for c in counts.columns],
+                  rotation=30, ha="right")
+    ax.set_yticks(range(counts.shape[0]), [_wrapped(_label(theme_labels, t), 40, 2) for t in counts.index])
+    ax.set_xlabel(column_title)
+    ax.set_ylabel("theme")
+    ax.set_title(title)
+    colourbar = figure.colorbar(image, ax=ax, shrink=0.8, format=PercentFormatter(1.0, decimals=0))
+    colourbar.set_label(f"share of the {column_title}'s themed notes")
+    # The key goes under the title: a legend below the cells collided with the axis label.
+    ax.set_title(f"{title}\n{HEATMAP_KEY}", fontsize=10)
+    return figure
 
-    ``table`` is personas.theme_persona_table(...). Each cell shows the count; ▲/▼ mark an
-    adjusted residual ≥ +2 / ≤ −2 (more / fewer notes than independence predicts), and
-    hatching marks cells whose expected count is below 5.
+
+def theme_persona_heatmap(table: pd.DataFrame, ax=None, value: str = "count",
+                          theme_labels: Mapping[str, str] | None = None,
+                          persona_names: Mapping[str, str] | None = None) -> Figure:
+    """Theme × persona: colour is the share of each persona's themed notes (``value="count"``) or
+    the adjusted residual (``value="std_residual"``); cells show counts, ▲/▼ and hatched small cells.
+
+    ``table`` is personas.theme_persona_table(...). ▲/▼ mark an adjusted residual ≥ +2 / ≤ −2
+    (more / fewer notes than independence predicts); hatching marks expected counts below 5.
+    Columns are labelled with ``persona_names`` (id -> name) where given.
     """
     with mpl.rc_context(FONT):
         counts, residuals = _grid(table, "count"), _grid(table, "std_residual")
         small = _grid(table, "small_cell").astype(bool)
-        figure, ax = _figure_and_axes(ax, (1.6 + 1.1 * counts.shape[1], 1.2 + 0.45 * counts.shape[0]))
-        image = _heatmap_image(ax, _grid(table, value), value)
-        _annotate_cells(ax, image, counts, residuals, small)
-        ax.set_xticks(range(counts.shape[1]), counts.columns, rotation=30, ha="right")
-        ax.set_yticks(range(counts.shape[0]), [_label(theme_labels, t) for t in counts.index])
-        ax.set_xlabel("persona")
-        ax.set_ylabel("theme")
-        shown = "notes" if value == "count" else "adjusted residual"
-        ax.set_title(f"Notes per theme and persona (colour: {shown})")
-        figure.colorbar(image, ax=ax, label=shown, shrink=0.8)
-        legend = [Patch(facecolor="white", edgecolor="0.5", hatch="///", label="expected count < 5"),
-                  Patch(facecolor="white", edgecolor="white", label="▲ / ▼ adjusted residual ≥ +2 / ≤ −2")]
-        ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False, fontsize=8)
-        return figure
+        names = {"none": "no persona", **(persona_names or {})}
+        if value == "std_residual":
+            figure, ax = _figure_and_axes(ax, (2.4 + 1.1 * counts.shape[1], 1.8 + 0.45 * counts.shape[0]))
+            image = _heatmap_image(ax, residuals, value)
+            _annotate_cells(ax, image, counts, residuals, small)
+            ax.set_xticks(range(counts.shape[1]), [_label(names, c) for c in counts.columns], rotation=30, ha="right")
+            ax.set_yticks(range(counts.shape[0]), [_label(theme_labels, t) for t in counts.index])
+            ax.set_xlabel("persona")
+            ax.set_ylabel("theme")
+            ax.set_title("Notes per theme and persona (colour: adjusted residual)")
+            figure.colorbar(image, ax=ax, label="adjusted residual", shrink=0.8)
+            return figure
+        shares = counts / counts.sum(axis=0).replace(0, np.nan)
+        return _share_heatmap(counts, shares.fillna(0.0), residuals, small, ax, "persona",
+                              "Notes per theme and persona (colour: share of the persona's notes)",
+                              theme_labels, names)
+
+
+def breakdown_heatmap(breakdowns: pd.DataFrame, attribute: str, ax=None,
+                      theme_labels: Mapping[str, str] | None = None) -> Figure:
+    """Who says what: theme × value of one attribute from breakdowns.csv (``breakdowns.breakdown_table``)."""
+    cells = breakdowns[breakdowns["attribute"] == attribute]
+
+    def grid(column):
+        return cells.pivot(index="theme_id", columns="value", values=column).sort_index().sort_index(axis=1)
+
+    with mpl.rc_context(FONT):
+        title = attribute.replace("_", " ")
+        return _share_heatmap(grid("notes").fillna(0).astype(int), grid("share_within_value").astype(float).fillna(0.0),
+                              grid("adjusted_residual").astype(float).fillna(0.0),
+                              grid("small_cell").fillna(False).astype(bool), ax, title,
+                              f"Themes by {title} (colour: share of the {title}'s notes)", theme_labels, None)
 
 
 # --------------------------------------------------------------------------- flow
@@ -143,16 +187,19 @@ def _persona_colours(personas) -> dict[str, str]:
     return colours
 
 
-def _flow_blocks(ax, bottoms, totals, x, width, colours, align) -> None:
+def _flow_blocks(ax, bottoms, totals, x, width, colours, align, names=None) -> None:
     for key, bottom in bottoms.items():
         ax.add_patch(Rectangle((x, bottom), width, totals[key], facecolor=colours.get(key, "0.35")))
         text_x = x - 0.02 if align == "right" else x + width + 0.02
-        ax.text(text_x, bottom + totals[key] / 2, f"{key} ({int(totals[key])})", ha=align, va="center", fontsize=8)
+        ax.text(text_x, bottom + totals[key] / 2, f"{_label(names, key)} ({int(totals[key])})", ha=align,
+                va="center", fontsize=8)
 
 
 def persona_theme_flow(table: pd.DataFrame, ax=None, include_none: bool = False,
-                       theme_labels: Mapping[str, str] | None = None) -> Figure:
-    """Persona → theme flow: persona blocks left, theme blocks right, bands ∝ note counts."""
+                       theme_labels: Mapping[str, str] | None = None,
+                       persona_names: Mapping[str, str] | None = None) -> Figure:
+    """Persona → theme flow: persona blocks (named by ``persona_names``) left, theme blocks right,
+    bands ∝ note counts."""
     with mpl.rc_context(FONT):
         cells = table[table["count"] > 0]
         if not include_none:
@@ -177,7 +224,8 @@ def persona_theme_flow(table: pd.DataFrame, ax=None, include_none: bool = False,
             start = left[row.persona_id] + left_used[row.persona_id]
             left_used[row.persona_id] += row.count
             _band(ax, 0.1, 0.9, start, right_start[(row.persona_id, row.theme_id)], row.count, colours[row.persona_id])
-        _flow_blocks(ax, left, persona_totals, 0.06, 0.04, colours, "right")
+        _flow_blocks(ax, left, persona_totals, 0.06, 0.04, colours, "right",
+                     {"none": "no persona", **(persona_names or {})})
         labelled = pd.Series({_label(theme_labels, t): v for t, v in theme_totals.items()})
         _flow_blocks(ax, {_label(theme_labels, t): b for t, b in right.items()}, labelled, 0.9, 0.04, {}, "left")
         total = float(persona_totals.sum() + gap * (len(persona_totals) - 1)) if len(persona_totals) else 1.0
@@ -283,6 +331,10 @@ def run_figures(result) -> dict[str, Figure]:
     figures = {"theme_sizes": theme_sizes(result.themes)}
     if len(result.k_selection) > 1:
         figures["k_selection"] = k_selection_curve(result.k_selection)
+    labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
+    if result.breakdowns is not None and len(result.breakdowns):
+        for attribute in dict.fromkeys(result.breakdowns["attribute"]):
+            figures[f"breakdown_{attribute}"] = breakdown_heatmap(result.breakdowns, attribute, theme_labels=labels)
     if result.persona_theme is not None and len(result.persona_theme):
         labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
         from analysis.personas import without_persona_columns
@@ -304,8 +356,11 @@ def close(fig: Figure) -> None:
 def persona_figures(persona_theme: pd.DataFrame, assignments: pd.DataFrame, links: pd.DataFrame,
                     personas, theme_labels: Mapping[str, str] | None = None) -> dict[str, Figure]:
     """All persona figures of a run, by file stem: heatmap, flow, and one top-themes chart per persona."""
-    figures = {"theme_persona_heatmap": theme_persona_heatmap(persona_theme, theme_labels=theme_labels),
-               "persona_theme_flow": persona_theme_flow(persona_theme, theme_labels=theme_labels)}
+    names = {persona.id: persona.name for persona in personas}
+    figures = {"theme_persona_heatmap": theme_persona_heatmap(persona_theme, theme_labels=theme_labels,
+                                                              persona_names=names),
+               "persona_theme_flow": persona_theme_flow(persona_theme, theme_labels=theme_labels,
+                                                        persona_names=names)}
     for persona in personas:
         quotes = persona_quotes(assignments, links, persona.id)
         figures[f"persona_top_themes_{persona.id}"] = persona_top_themes(

@@ -202,3 +202,35 @@ def cell_statistics(table: pd.DataFrame) -> pd.DataFrame:
     columns = [row_name, column_name, "count", f"share_within_{column_name}", f"share_within_{row_name}",
                "expected", "std_residual", "p_value_cell", "small_cell"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- graph structure
+
+#: Newman–Girvan modularity of a partition of the note graph, read in words. 0 is what a random
+#: split with the same theme sizes gives; Newman & Girvan (2004) found clear community structure
+#: in practice from about 0.3 on.
+MODULARITY_NONE = 0.05
+MODULARITY_CLEAR = 0.3
+
+
+@dataclass(frozen=True)
+class StructureStrength:
+    modularity: float
+    level: str       # "none" | "weak" | "clear"
+    sentence: str    # for the summary, the report and the notebooks
+
+
+def structure_strength(modularity: float) -> StructureStrength:
+    """How much group structure a modularity value shows, said plainly."""
+    q = float(modularity)
+    if not np.isfinite(q) or q < MODULARITY_NONE:
+        return StructureStrength(q, "none", (
+            f"modularity {q:.3f} is near or below zero: the notes have no group structure the new themes "
+            "could find; a random split of the same sizes does as well. Read the new themes as arbitrary "
+            "piles, not as findings."))
+    if q < MODULARITY_CLEAR:
+        return StructureStrength(q, "weak", (
+            f"modularity {q:.3f} is weak (below {MODULARITY_CLEAR}): the new themes overlap a lot; treat them "
+            "as suggestions to check against the quotes."))
+    return StructureStrength(q, "clear", (
+        f"modularity {q:.3f} shows clear group structure (at or above {MODULARITY_CLEAR})."))

@@ -60,7 +60,13 @@ def _is_text_column(column: pd.Series) -> bool:
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV (no index, ``\\n`` line ends) with every text cell made safe."""
+    """Write ``frame`` as UTF-8 CSV with a byte-order mark (no index, ``\\n`` line ends), every text
+    cell made safe.
+
+    The BOM is what makes Excel read the file as UTF-8 on a double-click (without it, a Nordic
+    Excel shows "Ã¸" for "ø"); pandas, Python's csv module (``utf-8-sig``) and R skip it. No
+    ``sep=`` line: Excel honours it but then ignores the BOM, which breaks æøå again.
+    """
     path = Path(path)
     safe = frame.copy()
     for name in safe.columns:
@@ -70,7 +76,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     # which readers then take for a line end: quote every text field when there is one.
     has_cr = any(safe[name].map(lambda v: isinstance(v, str) and "\r" in v).any()
                  for name in safe.columns if _is_text_column(safe[name]))
-    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8",
+    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig",
                 quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return path
 
@@ -83,7 +89,7 @@ def read_csv(path: str | Path, dtype=str) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8-sig")
     except FileNotFoundError:
         raise ExportError(f"{path}: file not found. Run `analysis run` first, or point --from "
                           "at the folder the run wrote.") from None
@@ -161,6 +167,24 @@ def read_run(run_dir: str | Path) -> RunFolder:
                      manifest=_read_json(run_dir / MANIFEST_FILE),
                      persona_report=_read_json(run_dir / PERSONA_REPORT_FILE) or {},
                      k_selection=read_csv(k_path) if k_path.is_file() else None)
+
+
+def run_inputs(run_dir: str | Path) -> dict[str, Path]:
+    """The run's own seed codebook and personas file (role -> path), as its manifest names them.
+
+    ``analysis run`` writes them into ``run_inputs/`` of the run folder, so an export describes
+    the run with the files it really used. Empty for a run without them (or without a manifest).
+    """
+    run_dir = Path(run_dir)
+    manifest = _read_json(run_dir / MANIFEST_FILE) or {}
+    found = {}
+    for role, relative in (manifest.get("run_inputs") or {}).items():
+        path = run_dir / relative
+        if not path.is_file():
+            raise ExportError(f"{path}: missing, although {run_dir / MANIFEST_FILE} names it as the run's "
+                              f"{role.replace('_', ' ')}. Run `analysis run` again, or pass the file explicitly.")
+        found[role] = path
+    return found
 
 
 #: Every zip entry this package writes carries this time (the earliest a zip can hold).

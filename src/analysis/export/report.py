@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.stats import contingency_tests, structure_strength
 from analysis.export.html import (
     absent,
     bullet_list,
@@ -70,8 +71,16 @@ FIGURE_ALT = {
     "persona_theme_flow": "Flow diagram: which themes each persona's notes fall in; band width is the number of notes.",
 }
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-SECTIONS = (("data", "1. The question and the data"), ("themes", "2. Themes"), ("personas", "3. Personas"),
-            ("method", "4. Method and agreement with gold labels"), ("manifest", "5. Run manifest"))
+SECTIONS = (("data", "1. The question and the data"), ("themes", "2. Themes"), ("who", "3. Who says what"),
+            ("personas", "4. Personas"), ("method", "5. Method and agreement with gold labels"),
+            ("manifest", "6. Run manifest"))
+#: Columns of assignments.csv that are the run's own, not the note's attributes.
+_RUN_COLUMNS = frozenset({"note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
+                          "persona_id", "persona_method", "persona_score", "status", "status_reason", "flags",
+                          "source_file", "source_row", "doc_id", "char_start", "char_end", "lang", "text",
+                          "extra_cells", "section", "source_type"})
+#: An attribute shown with every quote has at most this many values, each at most this long.
+_QUOTE_ATTRIBUTE_VALUES, _QUOTE_ATTRIBUTE_CHARS = 40, 60
 
 
 class ReportError(ValueError):
@@ -103,6 +112,20 @@ class RunFolder:
     overrides: list | dict | None = None
     persona_names: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
+    breakdowns: pd.DataFrame | None = None
+
+    def quote_attributes(self) -> list[str]:
+        """The note attributes every quote shows (group, workshop, role, site, ...), in column order."""
+        chosen = []
+        for column in self.assignments.columns:
+            if column in _RUN_COLUMNS or column.startswith("input_"):
+                continue
+            values = self.assignments[column].astype(str).str.strip()
+            filled = values[values != ""]
+            if len(filled) and filled.nunique() <= _QUOTE_ATTRIBUTE_VALUES \
+                    and filled.str.len().max() <= _QUOTE_ATTRIBUTE_CHARS:
+                chosen.append(column)
+        return chosen
 
 
 def _read_csv(path: Path, required: bool = False) -> pd.DataFrame | None:
@@ -138,7 +161,16 @@ def _read_json(path: Path, kinds: tuple[type, ...] = (dict,)):
 
 
 def _persona_names(folder: Path) -> dict[str, str]:
-    """Display names from the first line of personas/<id>.md (``# Roald (`roald`)``)."""
+    """Display names: the run's own personas file (run_inputs/), else personas/<id>.md's first line."""
+    from analysis.export import run_inputs
+    from analysis.personas import PersonaFileError, load_personas
+
+    try:
+        own = run_inputs(folder.parent).get("personas")
+        if own is not None:
+            return {persona.id: persona.name for persona in load_personas(own)}
+    except (ValueError, PersonaFileError):
+        pass  # an unreadable copy: fall back to the summaries' headings
     names = {}
     for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
         first = path.read_text(encoding="utf-8").partition("\n")[0]
@@ -167,6 +199,7 @@ def read_run(run_dir: str | Path) -> RunFolder:
         overrides=_read_json(path / "overrides_report.json", kinds=(dict, list)),
         persona_names=_persona_names(path / "personas"),
         figures={p.stem: p for p in sorted((path / "figures").glob("*.png"))},
+        breakdowns=_read_csv(path / "breakdowns.csv"),
     )
 
 
@@ -308,8 +341,11 @@ def _split_ids(value: str) -> list[str]:
     return [part.strip() for part in re.split(r"[;,]", plain_text(value)) if part.strip()]
 
 
-def _quote(note: pd.Series) -> Markup:
-    where = [note["note_id"], note.get("source_type", ""), site_name(note["site"]) if note.get("site") else ""]
+def _quote(note: pd.Series, attributes: Sequence[str] = ()) -> Markup:
+    """A note as a quote; the footer says who wrote it (its attributes) and where it came from."""
+    who = [f"{column.replace('_', ' ')}: {site_name(note[column]) if column == 'site' else note[column]}"
+           for column in attributes if plain_text(note.get(column, "")).strip()]
+    where = [note["note_id"], note.get("source_type", ""), *who]
     return element("blockquote", join([element("p", note["text"]),
                                        element("footer", " · ".join(w for w in where if w))]),
                    lang=language_tag(note["lang"]))
@@ -339,10 +375,11 @@ def themes_section(run: RunFolder, shelf: FigureShelf) -> Markup:
                       f"{len(run.assignments)} notes are in a theme. Each theme shows up to {N_QUOTES} "
                       "representative notes in their original language.")
     notes_by_id = run.assignments.drop_duplicates("note_id").set_index("note_id", drop=False)
+    attributes = run.quote_attributes()
     blocks = []
     for _, theme in themes.iterrows():
         quotes = theme_quotes(theme, notes_by_id)
-        body = join(_quote(q) for q in quotes) if quotes else absent("No notes in this theme.")
+        body = join(_quote(q, attributes) for q in quotes) if quotes else absent("No notes in this theme.")
         blocks.append(element("article", join([
             element("h3", join([theme["label"], " ", element("span", f"{theme['kind']} · {fmt(theme['size'])} notes",
                                                              class_="tag")])), body]),
@@ -351,7 +388,46 @@ def themes_section(run: RunFolder, shelf: FigureShelf) -> Markup:
                  element("h3", "Quotes per theme"), join(blocks)])
 
 
-# --------------------------------------------------------------------------- section 3: personas
+# --------------------------------------------------------------------------- section 3: who says what
+
+
+def _breakdown_tests(cells: pd.DataFrame) -> dict:
+    grid = cells.pivot_table(index="theme_id", columns="value", values="count", aggfunc="sum", fill_value=0)
+    return contingency_tests(grid.astype(int)).to_dict()
+
+
+def who_section(run: RunFolder, shelf: FigureShelf) -> Markup:
+    """One theme × value table and figure per breakdown attribute, with a quote for the strongest cells."""
+    if run.breakdowns is None or run.breakdowns.empty:
+        return absent("breakdowns.csv is absent or empty: the notes have no attribute to break the themes down by "
+                      "(set [report] breakdowns in analysis.toml, or --breakdown COLUMN).")
+    labels = _theme_labels(run)
+    long = run.breakdowns.rename(columns={"notes": "count", "adjusted_residual": "std_residual"})
+    notes_by_id = run.assignments.drop_duplicates("note_id").set_index("note_id", drop=False)
+    attributes = run.quote_attributes()
+    blocks = [paragraph("Which groups of participants raise which themes. Counts of themed notes per theme and "
+                        "value; ▲ marks a cell with an adjusted residual of 2 or more (more notes than "
+                        "independence predicts), ▼ one of −2 or less, † a cell whose expected count is below 5. "
+                        "breakdowns.csv has the shares both ways.")]
+    for attribute, cells in long.groupby("attribute", sort=False):
+        cells = _numeric(cells, ["count", "std_residual"])
+        title = attribute.replace("_", " ")
+        blocks += [element("h3", f"Themes by {title}"),
+                   _cross_table(cells, "value", labels, str, f"Notes per theme and {title}"),
+                   _test_sentence(_breakdown_tests(cells), f"theme and {title}"),
+                   shelf.take(f"breakdown_{attribute}", f"Share of each {title}'s themed notes per theme.")]
+        strongest = cells[cells["std_residual"] >= RESIDUAL_MARK].sort_values(
+            ["std_residual", "theme_id"], ascending=[False, True]).head(3)
+        quotes = [(row, notes_by_id.loc[row["quote_note_id"]]) for _, row in strongest.iterrows()
+                  if row["quote_note_id"] in notes_by_id.index]
+        if quotes:
+            blocks.append(element("h4", f"Over-represented: a typical note per cell"))
+            blocks += [join([paragraph(f"{row['value']} · {labels.get(row['theme_id'], row['theme_id'])}"),
+                             _quote(note, attributes)]) for row, note in quotes]
+    return join(blocks)
+
+
+# --------------------------------------------------------------------------- section 4: personas
 
 
 def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -552,7 +628,14 @@ def _k_choice(run: RunFolder, config: dict) -> Markup:
     else:
         reason = (f"k = {fmt(row['k'])} (modularity {fmt(row['modularity'])}) was chosen, although k = "
                   f"{fmt(best['k'])} has a higher modularity ({fmt(best['modularity'])}).")
-    return paragraph("Number of new themes: ", reason, f" Its smallest theme has {fmt(row['smallest_theme'])} notes.")
+    strength = structure_strength(float(row["modularity"]))
+    verdict = {"none": "No group structure. ", "weak": "Weak structure. ", "clear": "Clear structure. "}[strength.level]
+    explained = join([element("strong", verdict), sentence(strength.sentence[0].upper() + strength.sentence[1:]),
+                      " Modularity compares the links inside the themes of the notes' neighbour graph with what "
+                      "a random split of the same sizes would give: 0 means no better than chance, 1 means themes "
+                      "with no links between them."])
+    return join([paragraph("Number of new themes: ", reason, f" Its smallest theme has {fmt(row['smallest_theme'])} notes."),
+                 element("p", explained, class_="gap" if strength.level == "none" else None)])
 
 
 def _embedding_block(run: RunFolder, config: dict) -> Markup:
@@ -773,7 +856,7 @@ def render_report(run: RunFolder, title: str | None = None) -> str:
     """The whole report as one HTML string."""
     title = title or "Workshop notes: themes and personas"
     shelf = FigureShelf(run.figures, run.persona_names)
-    bodies = {"data": data_section(run), "themes": themes_section(run, shelf),
+    bodies = {"data": data_section(run), "themes": themes_section(run, shelf), "who": who_section(run, shelf),
               "personas": personas_section(run, shelf), "manifest": manifest_section(run)}
     bodies["method"] = method_section(run, shelf)  # last to render: it also takes the figures left over
     sections = join(element("section", join([element("h2", heading), bodies[anchor]]), id=anchor)
