@@ -180,7 +180,7 @@ USER_ERRORS = [
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--personas", BAD / "missing.yml"],
                  ["missing.yml", "personas file not found"], id="personas missing"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--seed-themes", BAD / "broken_seed_themes.yml"],
-                 ["broken_seed_themes.yml", "line 4, column 1", "not valid YAML", "Fix the indentation or quoting"],
+                 ["broken_seed_themes.yml", "line 3, column 11", "not valid YAML", "a quote opened here is never closed", "Fix the indentation or quoting"],
                  id="broken seed yaml"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--seed-themes", BAD / "seed_no_description.yml"],
                  ["seed_no_description.yml", "line 5", "theme 2 (fixed_team)", "key 'description'",

@@ -562,3 +562,22 @@ def test_centring_ignores_a_group_column_with_one_value(topic_vectors, topic_not
     model = ThemeModel(centre_by=("lang", "source_type")).fit(topic_vectors, groups=groups)
     assert set(model.group_effects_) == {"lang"}
     assert set(model.group_effects_["lang"]) == {"nb", "sv", "en"}
+
+
+@pytest.mark.parametrize("broken, expected", [
+    ("    name Tema 3", "line 10, column 5: not valid YAML (a key without ':' after it"),
+    ('    description: "Om 3', "line 11, column 18: not valid YAML (a quote opened here is never closed)"),
+    ("    navn: Tema 3", "'navn' is not a field; did you mean 'name'?"),
+])
+def test_seed_file_errors_point_at_the_users_line_and_field(tmp_path, broken, expected):
+    from analysis.themes import SeedFileError, load_seed_themes
+
+    lines = ["themes:"] + [part for i in range(1, 6)
+                           for part in (f"  - id: t{i}", f"    name: Tema {i}", f"    description: Om {i}")]
+    index = {"name": 9, "desc": 10, "navn": 9}["desc" if "description" in broken else "navn" if "navn" in broken else "name"]
+    lines[index] = broken
+    path = tmp_path / "seeds.yml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SeedFileError) as caught:
+        load_seed_themes(path)
+    assert expected in str(caught.value)

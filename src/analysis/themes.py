@@ -651,6 +651,9 @@ class ThemeModel(TransformerMixin, BaseEstimator):
 # --- seed codebook ----------------------------------------------------------------------
 
 
+SEED_FIELDS = ("id", "name", "description", "examples")
+
+
 class SeedFileError(ValueError):
     """A problem in a seed-theme file, naming the file, the theme and the key."""
 
@@ -659,7 +662,8 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     """Read ``themes: [{id, name, description, examples?}]`` from YAML, with clear errors."""
     import yaml
 
-    from analysis.load import yaml_item_lines
+    from analysis.config import did_you_mean
+    from analysis.load import yaml_error_place, yaml_item_lines
 
     path = Path(path)
     if not path.is_file():
@@ -675,9 +679,9 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
         raise SeedFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
                             "Save the seed themes as a UTF-8 YAML file.") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SeedFileError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)}). "
+        line, column, problem = yaml_error_place(error)  # where the key or quote starts, not where YAML noticed
+        where = f", line {line}, column {column}" if line is not None else ""
+        raise SeedFileError(f"{path}{where}: not valid YAML ({problem}). "
                             "Fix the indentation or quoting there.") from None
     if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
         raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes. "
@@ -688,6 +692,10 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
         where = f"{path}, line {lines[index - 1]}, theme {index}" if len(lines) >= index else f"{path}, theme {index}"
         if not isinstance(entry, dict):
             raise SeedFileError(f"{where}: each theme must be a mapping with id, name and description.")
+        for key in entry:
+            if str(key) not in SEED_FIELDS:
+                raise SeedFileError(f"{where}: '{key}' is not a field{did_you_mean(str(key), SEED_FIELDS)} "
+                                    f"The fields of a theme are {', '.join(SEED_FIELDS)}.")
         for key in ("id", "name", "description"):
             value = entry.get(key)
             if not isinstance(value, str) or not value.strip():
