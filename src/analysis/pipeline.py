@@ -23,7 +23,8 @@ from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
 from analysis.export import write_csv
-from analysis.manifest import Verification, compare, read_manifest, write_manifest
+from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
+                               write_vectors)
 from analysis.overrides import apply_overrides, load_overrides
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
@@ -64,6 +65,7 @@ class RunResult:
     overrides_report: list[dict] = field(default_factory=list)
     privacy: dict = field(default_factory=dict)
     evaluation: dict | None = None
+    used_vectors: dict = field(default_factory=dict)   # cache key -> every vector the run used
 
 
 def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
@@ -157,7 +159,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
-                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy)
+                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
+                       used_vectors=getattr(embedder, "used", {}))
 
     if persona_path:
         _link_personas(result, personas, embedder, config)
@@ -357,6 +360,7 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         plots.close(figure)
         written[f"figure:{name}"] = path
     if result.config is not None:
+        written["vectors"] = write_vectors(result, out_dir / VECTORS_NAME)
         written["manifest"] = write_manifest(result, written, out_dir)
     return written
 
@@ -367,18 +371,30 @@ def _json(data, path: Path) -> Path:
     return path
 
 
-def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None) -> Verification:
-    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything."""
+def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None, cache: Path | None = None,
+           recorded_vectors: Path | None = None) -> Verification:
+    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything.
+
+    ``cache``: an embedding cache to use instead of the config's (a bundle's recorded vectors).
+    ``recorded_vectors``: the run's ``vectors.npz`` (default: next to the manifest), to report how
+    far the re-run's vectors are from the recorded ones.
+    """
+    manifest_path = Path(manifest_path)
     expected = read_manifest(manifest_path)
     config = config_from_dict(expected["config"], root=root, source=str(manifest_path))
-    config = _with_paths(config, out=str(work_dir))
+    config = _with_paths(config, out=str(work_dir), **({"cache": str(cache)} if cache else {}))
     result = run(config, embedder=embedder, progress=False)
     written = write_outputs(result, Path(work_dir))
     actual = read_manifest(written["manifest"])
-    # Where the outputs were written is not part of the result.
+    # Where the outputs and the cache are is not part of the result.
     for manifest in (expected, actual):
-        manifest["config"]["paths"].pop("out", None)
-    return compare(expected, actual)
+        for key in ("out", "cache"):
+            manifest["config"]["paths"].pop(key, None)
+    check = compare(expected, actual)
+    recorded = Path(recorded_vectors) if recorded_vectors else manifest_path.parent / VECTORS_NAME
+    if recorded.is_file() and "vectors" in written:
+        check.vectors = vector_deviation(recorded, written["vectors"])
+    return check
 
 
 def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
