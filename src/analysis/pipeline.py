@@ -295,8 +295,9 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
     themed = without_persona_columns(frame)
     result.persona_theme = theme_persona_table(themed, links)
     threshold = config.personas.need_threshold
-    result.persona_needs = need_coverage(personas, themed, embedder, threshold, notes=notes)
-    result.trace = trace_table(personas, themed, links, embedder, threshold, notes=notes)
+    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
+    result.persona_needs = _rounded(need_coverage(personas, themed, embedder, threshold, notes=notes))
+    result.trace = _rounded(trace_table(personas, themed, links, embedder, threshold, notes=notes))
     if "site" in notes.columns and notes["site"].nunique() > 1:
         result.site_theme = compare_groups(themed, "site", notes=notes)
     choice = similarity_threshold_in_use(config.personas, scores=links["persona_score"])
@@ -308,6 +309,11 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
         "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
     }
+
+
+def _rounded(frame: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if len(floats) else frame
 
 
 def _json_default(value):
