@@ -92,7 +92,8 @@ def test_shuffled_rows_give_identical_assignments(tmp_path, first_run):
 def test_verify_reports_identical(project, first_run):
     result = runner.invoke(app, ["verify", str(first_run / "manifest.json"), "--config", str(project / "analysis.toml")])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("identical:")
+    lines = result.output.splitlines()
+    assert lines[0].startswith("vectors: all ") and lines[1].startswith("identical:")
 
 
 def test_verify_detects_a_changed_input(tmp_path):

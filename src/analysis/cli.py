@@ -224,28 +224,43 @@ def evaluate(
 
 @app.command()
 def verify(
-    manifest: Annotated[Path, typer.Argument(help="The manifest.json a run wrote next to its outputs.")],
+    manifest: Annotated[Optional[Path], typer.Argument(
+        help="The manifest.json a run wrote next to its outputs (not needed with --bundle).")] = None,
     config: ConfigOption = Path("analysis.toml"),
     work_dir: Annotated[Optional[Path], typer.Option(
         "--work-dir", help="Where the re-run writes its outputs. Default: a temporary folder, removed after.")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(
+        "--bundle", help="A reproduction bundle (analysis export bundle): re-run from its recorded vectors.")] = None,
+    notes: Annotated[Optional[list[Path]], typer.Option(
+        "--notes", help="Your copy of the notes (files or folders, anywhere), matched to the recorded inputs "
+                        "by sha256. Default: the inputs in the bundle, else the recorded paths.")] = None,
 ) -> None:
     """Re-run the analysis a manifest describes and report every difference.
 
     Inputs are checked by sha256, then the run is repeated with the manifest's config and each
-    output is compared byte for byte. Exit code 0: identical; 1: differences (listed).
+    output is compared byte for byte. Without --bundle the notes are embedded again and the
+    report starts with how far the new vectors are from the recorded ones; with --bundle the
+    run re-uses the bundle's vectors. Exit code 0: identical; 1: differences (listed).
     """
     import tempfile
 
     from analysis import pipeline
+    from analysis.bundle import BundleError, open_bundle, stage_inputs
+    from analysis.manifest import read_manifest
 
     _log_masked()
     root = config.resolve().parent if config.is_file() else Path.cwd()
-    with _exit_on_user_error():
-        if work_dir is None:
-            with tempfile.TemporaryDirectory(prefix="analysis-verify-") as tmp:
-                check = pipeline.verify(manifest, root=root, work_dir=Path(tmp))
-        else:
-            check = pipeline.verify(manifest, root=root, work_dir=work_dir)
+    if (manifest is None) == (bundle is None):
+        _fail(ValueError("give either a manifest.json or --bundle FILE.zip"))
+    with _exit_on_user_error(BundleError), tempfile.TemporaryDirectory(prefix="analysis-verify-") as tmp:
+        options = {}
+        if bundle is not None:
+            opened = open_bundle(bundle, Path(tmp) / "bundle")
+            manifest, root = opened.manifest, opened.inputs or root
+            options.update(cache=opened.cache, recorded_vectors=opened.vectors)
+        if notes:
+            root = stage_inputs(read_manifest(manifest), Path(tmp) / "inputs", root, notes_paths=notes)
+        check = pipeline.verify(manifest, root=root, work_dir=work_dir or Path(tmp) / "rerun", **options)
     for line in check.lines():
         typer.echo(line)
     if not check.identical:
@@ -379,6 +394,25 @@ def export_xlsx(
     with _exit_on_user_error(_export_error()):
         written = write_assignments_xlsx(_run_folder(config, from_dir), out)
     typer.echo(f"xlsx: {written}")
+
+
+@export_app.command("bundle")
+def export_bundle(
+    out: Annotated[Path, typer.Option("--out", help="The bundle to write, e.g. reproduce.zip.")],
+    from_dir: FromOption = None,
+    config: ConfigOption = Path("analysis.toml"),
+    with_inputs: Annotated[bool, typer.Option(
+        "--with-inputs", help="Also pack the input files (they may hold personal data; default: hashes only).")] = False,
+) -> None:
+    """A reproduction bundle: manifest, config, input hashes, the run's vectors and its outputs."""
+    from analysis.bundle import BundleError, write_bundle
+
+    with _exit_on_user_error(BundleError):
+        run_dir = _run_folder(config, from_dir)
+        root = config.resolve().parent if config.is_file() else Path.cwd()
+        written = write_bundle(run_dir, out, root=root, with_inputs=with_inputs)
+    typer.echo(f"bundle: {written} ({written.stat().st_size // 1024} KB, from {run_dir}"
+               f"{', with inputs' if with_inputs else ', input hashes only'})")
 
 
 @import_app.command("qdpx")

@@ -24,7 +24,8 @@ from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
 from analysis.export import write_csv
-from analysis.manifest import Verification, compare, read_manifest, write_manifest
+from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
+                               write_vectors)
 from analysis.overrides import apply_overrides, load_overrides
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
@@ -68,6 +69,7 @@ class RunResult:
     evaluation: dict | None = None
     breakdowns: pd.DataFrame | None = None
     notices: list[str] = field(default_factory=list)   # said first: where the reference files came from
+    used_vectors: dict = field(default_factory=dict)   # cache key -> every vector the run used
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -217,7 +219,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                        config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices)
+                       notices=notices, used_vectors=getattr(embedder, "used", {}))
 
     if persona_path:
         _link_personas(result, personas, embedder, config)
@@ -397,8 +399,9 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
     support = need_support(personas, themed, space, notes)
     need_choice = need_threshold_in_use(config.personas)
     threshold = need_choice.threshold
-    result.persona_needs = need_coverage(personas, themed, space, threshold, notes=notes, support=support)
-    result.trace = trace_table(personas, themed, links, space, threshold, notes=notes, support=support)
+    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
+    result.persona_needs = _rounded(need_coverage(personas, themed, space, threshold, notes=notes, support=support))
+    result.trace = _rounded(trace_table(personas, themed, links, space, threshold, notes=notes, support=support))
     if "site" in notes.columns and notes["site"].nunique() > 1:
         result.site_theme = compare_groups(themed, "site", notes=notes)
     similarity_scores = links["persona_score"].where(links["persona_method"] == METHOD_SIMILARITY)
@@ -417,6 +420,11 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
         "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
     }
+
+
+def _rounded(frame: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if len(floats) else frame
 
 
 def _json_default(value):
@@ -472,6 +480,7 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         plots.close(figure)
         written[f"figure:{name}"] = path
     if result.config is not None:
+        written["vectors"] = write_vectors(result, out_dir / VECTORS_NAME)
         written["manifest"] = write_manifest(result, written, out_dir)
     return written
 
@@ -516,20 +525,31 @@ def _json(data, path: Path) -> Path:
     return path
 
 
-def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None) -> Verification:
-    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything."""
+def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None, cache: Path | None = None,
+           recorded_vectors: Path | None = None) -> Verification:
+    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything.
+
+    ``cache``: an embedding cache to use instead of the config's (a bundle's recorded vectors).
+    ``recorded_vectors``: the run's ``vectors.npz`` (default: next to the manifest), to report how
+    far the re-run's vectors are from the recorded ones.
+    """
+    manifest_path = Path(manifest_path)
     expected = read_manifest(manifest_path)
     config = config_from_dict(expected["config"], root=root, source=str(manifest_path))
-    # The re-run reads the original run's embedding cache (when the cache lives inside its out).
-    config = _with_paths(config, out=str(work_dir))
-    # A cache inside the original run's folder serves the re-run too (it is not part of the result).
-    result = run(config, embedder=embedder, progress=False, out_dir=Path(manifest_path).resolve().parent)
+    config = _with_paths(config, out=str(work_dir), **({"cache": str(cache)} if cache else {}))
+    # Without a cache given, one inside the original run's folder serves the re-run too (it is not part of the result).
+    result = run(config, embedder=embedder, progress=False, out_dir=manifest_path.resolve().parent)
     written = write_outputs(result, Path(work_dir))
     actual = read_manifest(written["manifest"])
-    # Where the outputs were written is not part of the result.
+    # Where the outputs and the cache are is not part of the result.
     for manifest in (expected, actual):
-        manifest["config"]["paths"].pop("out", None)
-    return compare(expected, actual)
+        for key in ("out", "cache"):
+            manifest["config"]["paths"].pop(key, None)
+    check = compare(expected, actual)
+    recorded = Path(recorded_vectors) if recorded_vectors else manifest_path.parent / VECTORS_NAME
+    if recorded.is_file() and "vectors" in written:
+        check.vectors = vector_deviation(recorded, written["vectors"])
+    return check
 
 
 def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:

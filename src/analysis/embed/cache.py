@@ -121,6 +121,8 @@ class CachedEmbedder:
         self.batch_size = batch_size
         self.progress = progress
         self.last_stats = {"requested": 0, "from_cache": 0, "embedded": 0}
+        #: Every vector this embedder handed out, by cache key: what a reproduction bundle must carry.
+        self.used: dict[str, np.ndarray] = {}
         self._caches: dict[str, EmbeddingCache] = {}
 
     @property
@@ -165,6 +167,7 @@ class CachedEmbedder:
             found.update(zip(batch_keys, vectors))
             bar.update(len(batch))
         bar.close()
+        self.used.update(found)
         missing_keys = {key for key, _ in missing}
         self.last_stats = {"requested": len(texts),
                            "from_cache": sum(key not in missing_keys for key in keys),

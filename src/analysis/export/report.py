@@ -329,7 +329,7 @@ def data_section(run: RunFolder) -> Markup:
         "personas' needs do they answer? This report follows each theme and each persona back to the notes. ",
         f"The run read {len(notes)} notes and document units from {notes['source_file'].nunique()} file(s)",
         f" at {len(sites)} site(s) ({', '.join(site_name(s) for s in sites)})" if sites else "",
-        ": " + ", ".join(f"{v} {SOURCE_KINDS.get(k, k)}" for k, v in kinds.sort_values(ascending=False).items()) + ".")
+        ": " + ", ".join(f"{v} {SOURCE_KINDS.get(k, k)}" for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))) + ".")
     return join([intro, _sources_table(notes), _languages_table(notes), _status_table(notes),
                  _accounting(run), _privacy_block(run.privacy)])
 
