@@ -31,6 +31,7 @@ from analysis.privacy import Masker, mask_frame, summarise
 from analysis.stats import structure_strength
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
+from analysis.text import neutralise_names, proper_names
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,10 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     notes, privacy = mask_personal_data(notes, config, personas)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress, out_dir=out_dir)
-    texts = notes.loc[analysable, "text"].tolist()
+    # Themes are found on the notes with people's names neutralised: otherwise every note that
+    # names a persona clusters with the others that do ("roald / sier / tid"). Persona linking
+    # reads names from the text as written.
+    texts = theme_texts(notes.loc[analysable, "text"].tolist(), personas, config.privacy.names)
     if hasattr(embedder, "fit") and texts:  # every note empty: nothing to fit on or embed
         embedder.fit(texts)
     vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
@@ -210,7 +214,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
             names.update(applied["names"])
             overrides_report = applied["report"]
 
-    themes = _theme_table(notes[analysable], vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
+    themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
+    themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
     assignments = _assignments(notes, analysable, model, themes)
     result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
@@ -232,6 +237,22 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
                                                                    "personas": bool(personas_path)})
     return result
+
+
+def name_forms(personas=(), names=()) -> list[str]:
+    """Every form of a person's name a note may use: persona names, their first names and
+    aliases, and the configured ``[privacy] names``."""
+    forms = [*names]
+    for persona in personas:
+        forms.extend([persona.name, persona.name.split()[0] if persona.name.split() else "", *persona.aliases])
+    return [form for form in forms if form and form.strip()]
+
+
+def theme_texts(texts: list[str], personas=(), names=()) -> list[str]:
+    """The texts themes, keywords and labels are computed on: names of personas, configured
+    names and words the corpus only ever writes capitalised inside a sentence (people, places)
+    become ``NN``. The note's own text is unchanged in every output."""
+    return neutralise_names(texts, [*name_forms(personas, names), *proper_names(texts)])
 
 
 def mask_personal_data(notes: pd.DataFrame, config: Config, personas=()) -> tuple[pd.DataFrame, dict]:
