@@ -9,6 +9,7 @@ runtime: see "A second e5 engine" in the README.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,5 +58,6 @@ class E5FastEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         content = [self.tokenizer.content_ids(f"{kind}: {text}") for text in texts]
-        with threadpool_limits(limits=self.num_threads, user_api="blas"):
-            return normalise_rows(self._encoder.embed(content, self.token_budget))
+        workers = self.num_threads or len(os.sched_getaffinity(0))
+        with threadpool_limits(limits=1, user_api="blas"):
+            return normalise_rows(self._encoder.embed(content, self.token_budget, workers))

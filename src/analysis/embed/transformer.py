@@ -14,6 +14,7 @@ vector whichever notes share its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -93,8 +94,12 @@ class Encoder:
         self._embedding_norm = tensors["emb.ln.w"], tensors["emb.ln.b"]
         self._layers = [_Layer(tensors, index, hidden, model.ffn) for index in range(model.layers)]
 
-    def embed(self, content: Sequence[Sequence[int]], token_budget: int = 4096) -> np.ndarray:
-        """Mean-pooled (not normalised) vectors of texts given as content token ids."""
+    def embed(self, content: Sequence[Sequence[int]], token_budget: int = 4096, workers: int = 1) -> np.ndarray:
+        """Mean-pooled (not normalised) vectors of texts given as content token ids.
+
+        Batches run on ``workers`` threads at once; the caller keeps BLAS to one thread, so a
+        batch's arithmetic is the same whatever the number of workers.
+        """
         windows = []  # (text index, content tokens of one window)
         for index, ids in enumerate(content):
             starts = range(0, max(len(ids), 1), self.window)
@@ -102,12 +107,14 @@ class Encoder:
         total = np.zeros((len(content), self.hidden), dtype=np.float64)
         weight = np.zeros(len(content), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
-        for batch in _batches(order, [len(windows[w][1]) + 2 for w in order], token_budget):
-            means = self._forward([windows[w][1] for w in batch])
-            for w, mean in zip(batch, means):
-                text, ids = windows[w]
-                total[text] += max(len(ids), 1) * mean
-                weight[text] += max(len(ids), 1)
+        batches = list(_batches(order, [len(windows[w][1]) + 2 for w in order], token_budget))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(lambda batch: self._forward([windows[w][1] for w in batch]), batches)
+            pairs = [(w, mean) for batch, means in zip(batches, results) for w, mean in zip(batch, means)]
+        for w, mean in sorted(pairs, key=lambda pair: pair[0]):
+            text, ids = windows[w]
+            total[text] += max(len(ids), 1) * mean
+            weight[text] += max(len(ids), 1)
         return (total / weight[:, None]).astype(np.float32)
 
     def _forward(self, windows: list[list[int]]) -> np.ndarray:
@@ -137,7 +144,9 @@ class Encoder:
         scores += key_mask
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
-        scores /= scores.sum(axis=-1, keepdims=True)
+        # A running (sequential) sum, so the masked zeros after a short note change nothing;
+        # numpy's pairwise sum would group the terms by the padded length.
+        scores /= np.cumsum(scores, axis=-1)[..., -1:]
         context = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(n * length, self.hidden)
         attention = context @ layer.attention_out_t
         attention += layer.attention_out_bias
