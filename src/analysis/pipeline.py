@@ -124,16 +124,18 @@ def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
     return [config.resolve(p) for p in config.paths.notes]
 
 
-def build_embedder(config: Config, progress: bool = True, out_dir=None) -> CachedEmbedder:
-    """The configured backend, wrapped in the on-disk cache ([paths] cache, else ``out_dir``/cache)."""
+def build_embedder(config: Config, progress: bool = True, out_dir=None, use_cache: bool = True) -> CachedEmbedder:
+    """The configured backend, wrapped in the on-disk cache ([paths] cache, else ``out_dir``/cache),
+    or in none if not ``use_cache``."""
     options = {}
     if config.embedding.backend == "sentence-transformers":
         options["batch_size"] = config.embedding.batch_size
     if config.embedding.backend == "tfidf":
         options["random_state"] = config.themes.random_state
     backend = get_embedder(config.embedding.backend, model=config.embedding.model, **options)
-    return CachedEmbedder(backend, config.cache_dir(out_dir),
-                          batch_size=config.embedding.batch_size, progress=progress)
+    batch_size = max(config.embedding.batch_size, getattr(backend, "preferred_batch_size", 0))
+    return CachedEmbedder(backend, config.cache_dir(out_dir) if use_cache else None,
+                          batch_size=batch_size, progress=progress)
 
 
 def theme_model_from_config(config: Config) -> ThemeModel:
@@ -253,6 +255,32 @@ def theme_texts(texts: list[str], personas=(), names=()) -> list[str]:
     names and words the corpus only ever writes capitalised inside a sentence (people, places)
     become ``NN``. The note's own text is unchanged in every output."""
     return neutralise_names(texts, [*name_forms(personas, names), *proper_names(texts)])
+
+
+def embed_notes(config: Config, notes_paths=None, use_cache: bool = True,
+                progress: bool = True) -> tuple[np.ndarray, pd.DataFrame, CachedEmbedder]:
+    """One vector per note, in input order, of the masked text exactly as ``run`` embeds it.
+
+    Input order: files by path, then the notes as they stand in each file (``load_notes`` orders
+    by note id). A note without text (status other than ok) gets a zero row, so rows and notes
+    stay aligned.
+    """
+    notes = load_notes(notes_paths_from(config, notes_paths), root=config.root)
+    require_notes(notes)
+    notes = notes.sort_values(["source_file", "source_row", "char_start"], kind="stable").reset_index(drop=True)
+    # Persona names stay unmasked, as in ``run``, when the config's personas file is there.
+    persona_path = config.resolve(config.paths.personas)
+    personas = load_personas(persona_path) if persona_path and persona_path.is_file() else []
+    notes, _ = mask_personal_data(notes, config, personas)
+    analysable = notes["status"].eq(STATUS_OK).to_numpy()
+    embedder = build_embedder(config, progress=progress, use_cache=use_cache)
+    texts = notes.loc[analysable, "text"].tolist()
+    if hasattr(embedder, "fit") and texts:
+        embedder.fit(texts)
+    found = embedder.encode(texts, kind="query")
+    vectors = np.zeros((len(notes), found.shape[1]), dtype=np.float32)
+    vectors[analysable] = found
+    return vectors, notes, embedder
 
 
 def mask_personal_data(notes: pd.DataFrame, config: Config, personas=()) -> tuple[pd.DataFrame, dict]:
