@@ -345,13 +345,15 @@ class StepRecorder:
         setattr(owner, attribute, timed)
 
 
-def benchmark_config(corpus: Path, cache: Path, out: Path, batch_size: int, max_fit_notes: int):
+def benchmark_config(corpus: Path, cache: Path, out: Path, batch_size: int, max_fit_notes: int,
+                     backend: str = "e5"):
     from analysis.config import load_config
 
     return load_config(ROOT / "analysis.toml",
                        paths={"notes": [str(corpus)], "cache": str(cache), "out": str(out), "overrides": "",
                               "personas": str(RAW / "personas.yml"), "seed_themes": str(RAW / "seed_themes.yml")},
-                       embedding={"batch_size": batch_size}, themes={"max_fit_notes": max_fit_notes})
+                       embedding={"batch_size": batch_size, "backend": backend},
+                       themes={"max_fit_notes": max_fit_notes})
 
 
 def run_measured(config, out: Path) -> tuple[StepRecorder, dict]:
@@ -427,11 +429,12 @@ def pipeline_texts(config) -> list[str]:
     return notes.loc[notes["status"] == "ok", "text"].tolist()
 
 
-def interrupted_embedding(corpus: Path, cache: Path, batch_size: int, share: float = 0.5) -> dict:
+def interrupted_embedding(corpus: Path, cache: Path, batch_size: int, share: float = 0.5,
+                          backend: str = "e5") -> dict:
     """Embed in a child process and SIGKILL it once ``share`` of the distinct texts are cached."""
     distinct = len(set(pipeline_texts(benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 0))))
     child = subprocess.Popen([sys.executable, __file__, "--embed-only", str(corpus), "--cache", str(cache),
-                              "--batch-size", str(batch_size)], stdout=subprocess.DEVNULL)
+                              "--batch-size", str(batch_size), "--backend", backend], stdout=subprocess.DEVNULL)
     start, counted = time.perf_counter(), {}
     while child.poll() is None:
         time.sleep(2)
@@ -445,11 +448,11 @@ def interrupted_embedding(corpus: Path, cache: Path, batch_size: int, share: flo
             "killed": child.returncode == -signal.SIGKILL}
 
 
-def embed_only(corpus: Path, cache: Path, batch_size: int) -> None:
+def embed_only(corpus: Path, cache: Path, batch_size: int, backend: str = "e5") -> None:
     """The pipeline's embedding step alone (what the interrupted child runs)."""
     from analysis.pipeline import build_embedder
 
-    config = benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 0)
+    config = benchmark_config(corpus, cache, cache.parent / "unused-out", batch_size, 0, backend)
     build_embedder(config, progress=False).encode(pipeline_texts(config), kind="query")
 
 
@@ -478,10 +481,10 @@ def benchmark_size(n: int, work: Path, args) -> dict:
     if args.cold and cache.exists():
         for shard in cache.rglob("*.npz"):
             shard.unlink()
-    resume = interrupted_embedding(corpus, cache, args.batch_size) if args.resume_demo else None
+    resume = interrupted_embedding(corpus, cache, args.batch_size, backend=args.backend) if args.resume_demo else None
     if resume:
         print(f"interrupted embedding: {json.dumps(resume)}", flush=True)
-    config = benchmark_config(corpus, cache, out, args.batch_size, args.max_fit_notes)
+    config = benchmark_config(corpus, cache, out, args.batch_size, args.max_fit_notes, args.backend)
     before = load_average()
     recorder, facts = run_measured(config, out)
     load = f"{before} → {load_average()}"
@@ -508,6 +511,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32, help="[embedding] batch_size for the run")
     parser.add_argument("--max-fit-notes", type=int, default=5000, help="[themes] max_fit_notes for the run")
+    parser.add_argument("--backend", default="e5", help="[embedding] backend for the run (e5, e5-fast, ...)")
     parser.add_argument("--cold", action="store_true", help="empty the size's embedding cache first")
     parser.add_argument("--resume-demo", action="store_true", help="kill the embedding at ~50%%, then resume")
     parser.add_argument("--corpus-only", action="store_true", help="write the corpora and stop")
@@ -516,9 +520,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.embed_only:
-        embed_only(args.embed_only, args.cache, args.batch_size)
+        embed_only(args.embed_only, args.cache, args.batch_size, args.backend)
         return
-    print(f"machine: {machine()}; load average at start {load_average()}", flush=True)
+    print(f"machine: {machine()}; backend {args.backend}; load average at start {load_average()}", flush=True)
     print("| notes | step | wall s | CPU s | peak RSS MB | load avg (1/5/15 min) before → after |")
     print("|---:|---|---:|---:|---:|---|", flush=True)
     for n in args.sizes:

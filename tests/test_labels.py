@@ -134,3 +134,25 @@ def test_theme_labels_table(topic_notes, topic_vectors):
     for theme, quotes in zip(table["theme_id"], table["quote_ids"]):
         assert len(quotes) == 2 and set(quotes) <= set(topic_notes["note_id"][theme_ids == theme])
     assert "c01" not in row["coffee", "quote_ids"]
+
+
+def test_words_every_theme_uses_are_no_keywords():
+    from analysis.labels import ctfidf_keywords
+
+    texts = ["brukeren vil ha ukeplan", "brukeren trenger kurs", "brukeren ønsker frivillige",
+             "brukeren vil flytte", "ukeplan på kjøleskapet", "kurs for nye"]
+    themes = ["plan", "kurs", "frivillig", "flytt", "plan", "kurs"]
+    keywords = ctfidf_keywords(texts, ["nb"] * len(texts), themes)
+    assert all("brukeren" not in words for words in keywords.values())
+    assert "ukeplan" in keywords["plan"]
+
+
+def test_persona_names_never_reach_theme_labels_or_keywords(small_run):
+    forms = {form.lower() for persona in small_run.personas for form in
+             (persona.name, *persona.name.split(), *persona.aliases)}
+    assert forms, "the fixture run has personas"
+    for _, theme in small_run.themes.iterrows():
+        words = {w.lower() for w in theme["keywords"]} | set(str(theme["label"]).lower().replace("/", " ").split())
+        if theme["kind"] == "new":
+            assert not words & forms, (theme["theme_id"], words & forms)
+        assert not set(w.lower() for w in theme["keywords"]) & forms

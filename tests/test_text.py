@@ -162,3 +162,31 @@ def test_split_sentences_spans_cover_every_visible_character_once(pieces):
         covered[start:end] = [True] * (end - start)
         previous_end = end
     assert all(covered[i] for i, char in enumerate(note) if not char.isspace())
+
+
+def test_names_are_neutralised_with_their_genitive_but_not_inside_other_words():
+    from analysis.text import NAME_PLACEHOLDER, neutralise_names
+
+    texts = ["Roald vil ha faste folk", "Roalds datter ringer", "Roaldsen kommer", "ROALD'S plan"]
+    out = neutralise_names(texts, ["Roald"])
+    assert out[:2] == [f"{NAME_PLACEHOLDER} vil ha faste folk", f"{NAME_PLACEHOLDER} datter ringer"]
+    assert out[2] == "Roaldsen kommer"
+    assert out[3] == f"{NAME_PLACEHOLDER} plan"
+
+
+def test_proper_names_are_words_only_ever_capitalised_inside_sentences():
+    from analysis.text import proper_names
+
+    texts = ["Eg lærte meir av tre vakter saman med Kari.", "Kari viste meg rutinene.",
+             "Vi snakket om Plan B og en plan for uka.", "Hjemmetjenesten kommer kl. 9."]
+    found = proper_names(texts)
+    assert "kari" in found
+    assert "plan" not in found            # also written in lower case
+    assert "hjemmetjenesten" not in found  # only at a sentence start
+
+
+def test_reporting_verbs_and_the_name_placeholder_are_no_keywords():
+    from analysis.text import tokenize
+
+    assert tokenize("NN forteller at hun sier hun må ha ukeplan", "nb") == ["ukeplan"]
+    assert tokenize("Hon berättar att hon alltid vill ha fika", "sv") == ["fik"]

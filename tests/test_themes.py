@@ -581,3 +581,51 @@ def test_seed_file_errors_point_at_the_users_line_and_field(tmp_path, broken, ex
     with pytest.raises(SeedFileError) as caught:
         load_seed_themes(path)
     assert expected in str(caught.value)
+
+
+# --- the model keeps its own promises --------------------------------------------------------
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_predict_on_the_fitted_notes_gives_the_fitted_labels(topic_notes, topic_vectors, lang, seeds,
+                                                             seed_vectors, topic_lexical, guided):
+    kwargs = dict(seed_vectors=seed_vectors, seed_ids=[s.id for s in seeds], seed_lexical=topic_lexical) if guided else {}
+    model = ThemeModel().fit(topic_vectors, groups=lang, **kwargs)
+    predicted = model.predict(topic_vectors, lang, seed_lexical=topic_lexical if guided else None)
+    assert list(predicted) == list(model.labels_)
+
+
+def test_predict_uses_the_threshold_and_leaves_far_notes_unassigned(topic_vectors, lang, seeds, seed_vectors):
+    model = ThemeModel(seed_threshold=2.0).fit(topic_vectors, groups=lang, seed_vectors=seed_vectors,
+                                               seed_ids=[s.id for s in seeds])
+    # No seed can reach a score of 2: every note goes where its nearest fitted note went.
+    predicted = model.predict(topic_vectors, lang)
+    assert not set(predicted) & {s.id for s in seeds}
+    assert list(predicted) == list(model.labels_)
+
+
+def test_save_and_load_keep_transform_predict_and_lexical_evidence(tmp_path, topic_vectors, lang, seeds,
+                                                                   seed_vectors, topic_lexical):
+    model = ThemeModel().fit(topic_vectors, groups=lang, seed_vectors=seed_vectors,
+                             seed_ids=[s.id for s in seeds], seed_lexical=topic_lexical)
+    model.save(tmp_path / "model")
+    loaded = ThemeModel.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.transform(topic_vectors, lang), model.transform(topic_vectors, lang))
+    np.testing.assert_array_equal(loaded.lexical_evidence(topic_lexical), model.lexical_evidence(topic_lexical))
+    assert list(loaded.predict(topic_vectors, lang, seed_lexical=topic_lexical)) == list(model.labels_)
+
+
+def test_n_themes_fixes_the_number_of_new_themes_also_with_seeds(topic_vectors, lang, seeds, seed_vectors):
+    few = seeds[:1]
+    model = ThemeModel(n_themes=3, seed_threshold=0.3).fit(topic_vectors, groups=lang, seed_vectors=seed_vectors[:1],
+                                                           seed_ids=[s.id for s in few])
+    assert (model.themes_["kind"] == "new").sum() == 3
+    assert model.k_selection_["k"].tolist() == [3]
+
+
+def test_k_selection_exists_when_seeds_take_every_note(topic_vectors, lang, seeds, seed_vectors):
+    model = ThemeModel(seed_threshold=-2.0).fit(topic_vectors, groups=lang, seed_vectors=seed_vectors,
+                                                seed_ids=[s.id for s in seeds])
+    assert (model.status_ == "assigned").all()
+    assert list(model.k_selection_.columns) == ["k", "modularity", "smallest_theme", "chosen"]
+    assert model.k_selection_.empty

@@ -1,4 +1,4 @@
-"""Command line: ``analysis run``, ``analysis evaluate``.
+"""Command line: ``analysis run``, ``analysis embed``, ``analysis evaluate``.
 
 Every command reads the same ``analysis.toml`` as the notebooks. User mistakes (a missing
 file, a bad column, a broken YAML file) end with one clear message and exit code 2, never a
@@ -149,6 +149,9 @@ def run(
     breakdown: Annotated[Optional[list[str]], typer.Option(
         "--breakdown", help="A note attribute (column) to break the themes down by: who says what. Repeat "
                             "for more; adds to [report] breakdowns.")] = None,
+    embedding_backend: Annotated[Optional[str], typer.Option(
+        "--embedding-backend", help="Embedding engine for this run (e5, e5-fast, tfidf, ...). "
+                                    "Default: [embedding] backend in the config.")] = None,
 ) -> None:
     """Run the whole analysis: load, embed, find themes, link personas, write tables and figures.
 
@@ -165,7 +168,8 @@ def run(
     _log_masked()
     with _exit_on_user_error(BreakdownError):
         removed = {key: "" for key, flag in (("seed_themes", no_seed_themes), ("personas", no_personas)) if flag}
-        cfg = load_config(config, paths=removed, columns=_columns_override(text_column, id_column, column))
+        cfg = load_config(config, paths=removed, columns=_columns_override(text_column, id_column, column),
+                          embedding={"backend": embedding_backend})
         if breakdown:
             cfg = dataclasses.replace(cfg, report=dataclasses.replace(
                 cfg.report, breakdowns=(*cfg.report.breakdowns, *breakdown)))
@@ -181,6 +185,43 @@ def run(
         written = pipeline.write_outputs(result, out_dir)
     for line in pipeline.summary_lines(result, written, out_dir, notices=False):
         typer.echo(line)
+
+
+@app.command()
+def embed(
+    notes: Annotated[list[Path], typer.Option("--notes", help="A notes file or folder, as for `run`; repeat for more.")],
+    out: Annotated[Path, typer.Option("--out", help="The .npy file for the vectors, one row per note in input order.")],
+    backend: Annotated[Optional[str], typer.Option(
+        "--backend", help="Embedding engine (e5, e5-fast, tfidf, ...). Default: [embedding] backend in the config.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", "-c", help="The TOML config. Default: analysis.toml if present, else the defaults.")] = None,
+) -> None:
+    """Write the notes' vectors (masked text, as `run` embeds it) for use in your own analyses.
+
+    Rows follow the input: files by path, notes as they stand in each file. Next to FILE.npy,
+    FILE.notes.csv names each row's note (note_id, source_file, source_row, status); a note
+    without text gets a zero row.
+    """
+    import numpy as np
+
+    from analysis import pipeline
+
+    _log_masked()
+    with _exit_on_user_error():
+        if out.suffix != ".npy":
+            raise ConfigError(f"--out {out}: the vectors file must end in .npy, e.g. --out vectors.npy.")
+        config = config if config is not None or not Path("analysis.toml").is_file() else Path("analysis.toml")
+        cfg = load_config(config, embedding={"backend": backend})
+        _log_masked(cfg)
+        vectors, notes_table, embedder = pipeline.embed_notes(cfg, notes_paths=notes, use_cache=not no_cache)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, vectors)
+        index = out.with_suffix(".notes.csv")
+        notes_table[["note_id", "source_file", "source_row", "status"]].to_csv(index, index=False)
+    stats = embedder.last_stats
+    typer.echo(f"{len(vectors)} notes x {vectors.shape[1]} dims ({embedder.identity}; "
+               f"{stats.get('from_cache', 0)} from cache, {stats.get('embedded', 0)} embedded) -> {out}, {index}")
 
 
 @app.command()

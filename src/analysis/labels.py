@@ -26,6 +26,15 @@ def theme_token_counts(texts: Sequence[str], langs: Sequence[str], themes: Seque
     return counts
 
 
+def evenly_spread(counts: dict[str, Counter], min_themes: int = 4, share: float = 0.5) -> set[str]:
+    """Stems used in more than ``share`` of the themes (when there are at least ``min_themes``):
+    words like "brukeren" or "ønsker" that every theme's notes use describe none of them."""
+    if len(counts) < min_themes:
+        return set()
+    spread = Counter(stem for counter in counts.values() for stem in counter)
+    return {stem for stem, n_themes in spread.items() if n_themes > share * len(counts)}
+
+
 def ctfidf_keywords(texts: Sequence[str], langs: Sequence[str], themes: Sequence[str],
                     n_keywords: int = 8) -> dict[str, list[str]]:
     """Top keywords per theme by c-TF-IDF, as readable words.
@@ -43,13 +52,14 @@ def ctfidf_keywords(texts: Sequence[str], langs: Sequence[str], themes: Sequence
         total.update(counter)
     mean_tokens = sum(total.values()) / len(counts)
     display = stem_display_map(list(zip(texts, langs)))
+    everywhere = evenly_spread(counts)
     keywords = {}
     for theme, counter in counts.items():
         size = sum(counter.values()) or 1
         scored = [
             (-(count / size) * np.log1p(mean_tokens / total[stem]), stem)
             for stem, count in counter.items()
-            if count >= 1
+            if count >= 1 and stem not in everywhere
         ]
         scored.sort()
         keywords[theme] = [display.get(stem, stem) for _, stem in scored[:n_keywords]]

@@ -256,18 +256,11 @@ def _refit_model(model, state: _State, centred: np.ndarray, evidence: np.ndarray
         centroid = centred[rows].mean(axis=0)
         prototypes.append(centroid / (np.linalg.norm(centroid) or 1.0))
     theme_evidence = _theme_evidence(model.themes_["theme_id"].tolist(), evidence, ids, state.origins)
-    model.prototypes_ = np.asarray(prototypes) if prototypes else np.zeros((0, centred.shape[1]))
-    model.themes_ = state.themes.reset_index(drop=True)
-    index = {t: i for i, t in enumerate(ids)}
-    assigned_idx = np.array([index.get(t, -1) if t else -1 for t in state.labels])
-    model.labels_ = state.labels
-    model.status_ = state.status
-    model.reason_ = state.reason
+    labels, status = state.labels, state.status.copy()
     kinds = dict(zip(state.themes["theme_id"], state.themes["kind"]))
-    moved = np.isin(model.status_, [STATUS_ASSIGNED, STATUS_NEW_THEME])
-    model.status_[moved] = [STATUS_ASSIGNED if kinds.get(t) == "seed" else STATUS_NEW_THEME
-                            for t in model.labels_[moved]]
-    model._score(centred, assigned_idx, theme_evidence)
+    moved = np.isin(status, [STATUS_ASSIGNED, STATUS_NEW_THEME])
+    status[moved] = [STATUS_ASSIGNED if kinds.get(t) == "seed" else STATUS_NEW_THEME for t in labels[moved]]
+    model.reassign(centred, labels, status, state.reason, state.themes, prototypes, theme_evidence)
 
 
 def _theme_evidence(fitted_ids: list[str], evidence: np.ndarray | None, ids: list[str],

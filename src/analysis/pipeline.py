@@ -32,6 +32,7 @@ from analysis.privacy import Masker, mask_frame, summarise
 from analysis.stats import structure_strength
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
+from analysis.text import neutralise_names, proper_names
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
 log = logging.getLogger(__name__)
@@ -125,16 +126,18 @@ def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
     return [config.resolve(p) for p in config.paths.notes]
 
 
-def build_embedder(config: Config, progress: bool = True, out_dir=None) -> CachedEmbedder:
-    """The configured backend, wrapped in the on-disk cache ([paths] cache, else ``out_dir``/cache)."""
+def build_embedder(config: Config, progress: bool = True, out_dir=None, use_cache: bool = True) -> CachedEmbedder:
+    """The configured backend, wrapped in the on-disk cache ([paths] cache, else ``out_dir``/cache),
+    or in none if not ``use_cache``."""
     options = {}
     if config.embedding.backend == "sentence-transformers":
         options["batch_size"] = config.embedding.batch_size
     if config.embedding.backend == "tfidf":
         options["random_state"] = config.themes.random_state
     backend = get_embedder(config.embedding.backend, model=config.embedding.model, **options)
-    return CachedEmbedder(backend, config.cache_dir(out_dir),
-                          batch_size=config.embedding.batch_size, progress=progress)
+    batch_size = max(config.embedding.batch_size, getattr(backend, "preferred_batch_size", 0))
+    return CachedEmbedder(backend, config.cache_dir(out_dir) if use_cache else None,
+                          batch_size=batch_size, progress=progress)
 
 
 def theme_model_from_config(config: Config) -> ThemeModel:
@@ -171,7 +174,10 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     notes, privacy = mask_personal_data(notes, config, personas)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress, out_dir=out_dir)
-    texts = notes.loc[analysable, "text"].tolist()
+    # Themes are found on the notes with people's names neutralised: otherwise every note that
+    # names a persona clusters with the others that do ("roald / sier / tid"). Persona linking
+    # reads names from the text as written.
+    texts = theme_texts(notes.loc[analysable, "text"].tolist(), personas, config.privacy.names)
     if hasattr(embedder, "fit") and texts:  # every note empty: nothing to fit on or embed
         embedder.fit(texts)
     vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
@@ -212,7 +218,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
             names.update(applied["names"])
             overrides_report = applied["report"]
 
-    themes = _theme_table(notes[analysable], vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
+    themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
+    themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
     assignments = _assignments(notes, analysable, model, themes)
     result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
@@ -234,6 +241,48 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
                                                                    "personas": bool(personas_path)})
     return result
+
+
+def name_forms(personas=(), names=()) -> list[str]:
+    """Every form of a person's name a note may use: persona names, their first names and
+    aliases, and the configured ``[privacy] names``."""
+    forms = [*names]
+    for persona in personas:
+        forms.extend([persona.name, persona.name.split()[0] if persona.name.split() else "", *persona.aliases])
+    return [form for form in forms if form and form.strip()]
+
+
+def theme_texts(texts: list[str], personas=(), names=()) -> list[str]:
+    """The texts themes, keywords and labels are computed on: names of personas, configured
+    names and words the corpus only ever writes capitalised inside a sentence (people, places)
+    become ``NN``. The note's own text is unchanged in every output."""
+    return neutralise_names(texts, [*name_forms(personas, names), *proper_names(texts)])
+
+
+def embed_notes(config: Config, notes_paths=None, use_cache: bool = True,
+                progress: bool = True) -> tuple[np.ndarray, pd.DataFrame, CachedEmbedder]:
+    """One vector per note, in input order, of the masked text exactly as ``run`` embeds it.
+
+    Input order: files by path, then the notes as they stand in each file (``load_notes`` orders
+    by note id). A note without text (status other than ok) gets a zero row, so rows and notes
+    stay aligned.
+    """
+    notes = load_notes(notes_paths_from(config, notes_paths), root=config.root)
+    require_notes(notes)
+    notes = notes.sort_values(["source_file", "source_row", "char_start"], kind="stable").reset_index(drop=True)
+    # Persona names stay unmasked, as in ``run``, when the config's personas file is there.
+    persona_path = config.resolve(config.paths.personas)
+    personas = load_personas(persona_path) if persona_path and persona_path.is_file() else []
+    notes, _ = mask_personal_data(notes, config, personas)
+    analysable = notes["status"].eq(STATUS_OK).to_numpy()
+    embedder = build_embedder(config, progress=progress, use_cache=use_cache)
+    texts = notes.loc[analysable, "text"].tolist()
+    if hasattr(embedder, "fit") and texts:
+        embedder.fit(texts)
+    found = embedder.encode(texts, kind="query")
+    vectors = np.zeros((len(notes), found.shape[1]), dtype=np.float32)
+    vectors[analysable] = found
+    return vectors, notes, embedder
 
 
 def mask_personal_data(notes: pd.DataFrame, config: Config, personas=()) -> tuple[pd.DataFrame, dict]:

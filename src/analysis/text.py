@@ -100,7 +100,8 @@ def _surface_tokens(text: str, lang: str) -> list[str]:
              for match in _WORD.finditer(unicodedata.normalize("NFC", text)))
     stop_words = _stop_words()
     return [word for word in words
-            if len(word) >= 2 and not word.isdigit() and word not in stop_words]
+            if len(word) >= 2 and not word.isdigit() and word not in stop_words
+            and word not in REPORTING_AND_FILLER and word != "nn"]
 
 
 def _stem(word: str, lang: str) -> str:
@@ -177,3 +178,67 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     bounds = [0, *cuts, len(text)]
     spans = (_stripped_span(text, start, end) for start, end in zip(bounds, bounds[1:]))
     return [span for span in spans if span is not None]
+
+
+# --------------------------------------------------------------------------- names
+
+#: What a person's name becomes in the text themes are found on: the Nordic convention for an
+#: unnamed person ("NN"), so the sentence still reads as being about someone.
+NAME_PLACEHOLDER = "NN"
+
+#: Words that report or hedge speech rather than say what it is about: they are everywhere in
+#: interview notes ("Edel forteller at…", "hon berättar…") and name no theme. Reporting verbs,
+#: modal verbs and fillers in nb/nn/sv/da/en that the stop-word lists lack.
+REPORTING_AND_FILLER = frozenset("""
+    sier sa sagt seier sei forteller fortalte fortel fortalde mener meinte meiner synes syntes
+    tenker tror trur forklarer beskriver nevner påpeker spør svarer
+    säger sade sagt berättar berättade tycker tyckte menar tänker tror förklarar beskriver nämner
+    frågar svarar
+    siger sagde fortæller fortalte synes syntes mener mente tænker tror forklarer beskriver nævner
+    spørger svarer
+    says said tells told thinks thought explains describes mentions asks answers feels felt
+    må måtte burde bør skulle kunne ville vet veit visste ved vidste vet vetat
+    altid alltid aldri aldrig never always liksom typ bara bare just really actually kanskje kanske
+    måske maybe egentlig egentligen faktisk ganske fått fikk fick fået
+""".split())
+
+
+def name_pattern(forms: Iterable[str]) -> re.Pattern | None:
+    """One pattern for every name form, longest first, with an optional genitive ending."""
+    forms = sorted({" ".join(str(f).split()) for f in forms} - {""}, key=lambda f: (-len(f), f))
+    if not forms:
+        return None
+    alternatives = "|".join(r"\s+".join(map(re.escape, form.split())) for form in forms)
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?:'s|’s|s|'|’)?(?![\w-])", re.IGNORECASE)
+
+
+def proper_names(texts: Sequence[str], min_count: int = 1) -> set[str]:
+    """Words the corpus always writes capitalised away from a sentence start: names of people
+    (and of places and products, which are no theme either).
+
+    A word counts when it appears at least ``min_count`` times inside sentences, always with
+    a capital and lower case after it, and never lower-cased anywhere in the corpus.
+    """
+    inside: Counter[str] = Counter()
+    lowered: set[str] = set()
+    for text in texts:
+        text = unicodedata.normalize("NFC", str(text))
+        for start, end in split_sentences(text):
+            for position, match in enumerate(_WORD.finditer(text[start:end])):
+                word = match.group()
+                if word[:1].islower():
+                    lowered.add(word.casefold())
+                elif position > 0 and len(word) >= 3 and word[1:].islower():
+                    inside[word.casefold()] += 1
+    stop_words = _stop_words()
+    return {word for word, count in inside.items()
+            if count >= min_count and word not in lowered and word not in stop_words}
+
+
+def neutralise_names(texts: Sequence[str], forms: Iterable[str]) -> list[str]:
+    """The texts with every name form replaced by ``NAME_PLACEHOLDER`` (for theme finding and
+    keywords only; a note's text as written is never changed)."""
+    pattern = name_pattern(forms)
+    if pattern is None:
+        return [str(text) for text in texts]
+    return [pattern.sub(NAME_PLACEHOLDER, str(text)) for text in texts]

@@ -294,7 +294,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
 
     Above ``max_fit_notes`` notes (None: no limit) the group effects and the themes are fitted
     on a sample chosen by a hash of each note's vector and groups, and every note is then
-    placed by the fit's own rule (see ``_extend_to_all``), so time and memory grow linearly.
+    placed by the fit's own rule (see ``_place``), so time and memory grow linearly.
     """
 
     def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
@@ -364,7 +364,17 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             centred = apply_group_effects(X, groups, self.group_effects_, self.mean_)
             rough = self._assign(centred, seed_vectors, seed_ids, lexical)
         self.labels_ = rough
+        self._keep_fitted_notes(centred)
         return self
+
+    def _keep_fitted_notes(self, centred) -> None:
+        """The fitted notes that no seed took, with their themes: the rule ``predict`` and large
+        corpora use to place a note (its nearest such note's theme, or unassigned)."""
+        left = self.status_ != STATUS_ASSIGNED
+        self.rest_vectors_ = np.asarray(centred[left], dtype=np.float64)
+        self.rest_labels_ = np.asarray(self.labels_[left], dtype=object)
+        self.rest_status_ = np.asarray(self.status_[left], dtype=object)
+        self.rest_reason_ = np.asarray(self.reason_[left], dtype=object)
 
     def _fit_on_sample(self, X, groups, seed_vectors, seed_ids, lexical=()):
         """Large corpora: fit on ``max_fit_notes`` notes chosen by hash, then extend to all.
@@ -377,62 +387,12 @@ class ThemeModel(TransformerMixin, BaseEstimator):
                       [view[sample] for view in lexical])
         centred = self.centre(X, groups)
         evidence = self._lexical_evidence(lexical)
-        assigned_idx = self._extend_to_all(centred, sample, evidence)
+        assigned_idx, self.status_, self.reason_ = self._place(centred, evidence)
         self._score(centred, assigned_idx, evidence)
         ids = self.themes_["theme_id"].tolist()
         self.labels_ = np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
         self.fit_sample_ = sample
         return self
-
-    def _extend_to_all(self, centred, sample, evidence=None) -> np.ndarray:
-        """Statuses and reasons for every note from the themes fitted on ``sample``.
-
-        The rule the fit applied: a seed theme takes a note whose score (centred cosine to its
-        prototype plus ``evidence``, the lexical evidence in cosine units, scaled as in the
-        fit) reaches ``seed_threshold``. A note no seed takes goes where its nearest
-        fitted note (among those no seed took) went: the same new theme, or unassigned. For
-        a note of the sample that nearest note is itself, so the sample keeps its fit.
-        """
-        n = len(centred)
-        fitted_status, fitted_reason = self.status_, self.reason_
-        ids = self.themes_["theme_id"].tolist()
-        column = {theme: j for j, theme in enumerate(ids)}
-        seed_columns = np.flatnonzero(self.themes_["kind"].to_numpy() == "seed")
-        assigned_idx = np.full(n, -1)
-        self.status_ = np.full(n, STATUS_UNASSIGNED, dtype=object)
-        self.reason_ = np.full(n, "", dtype=object)
-        rest = np.arange(n)
-        if len(seed_columns):
-            scores = centred @ self.prototypes_[seed_columns].T
-            if evidence is not None:
-                scores = scores + evidence
-            best = seed_columns[scores.argmax(axis=1)]
-            top = scores.max(axis=1)
-            taken = top >= self.seed_threshold
-            assigned_idx[taken] = best[taken]
-            self.status_[taken] = STATUS_ASSIGNED
-            rest = np.flatnonzero(~taken)
-            self.reason_[rest] = [f"closest seed theme {ids[best[i]]} at {top[i]:.2f}, "
-                                  f"below the threshold {self.seed_threshold:.2f}" for i in rest]
-        left = np.flatnonzero(fitted_status != STATUS_ASSIGNED)
-        if len(left) == 0:
-            for i in rest:
-                self.reason_[i] += "; no note of the fitting sample was left for new themes"
-            return assigned_idx
-        fitted_labels = self.labels_
-        nearest = left[nearest_rows(centred[rest], centred[sample[left]])]
-        for i, j in zip(rest, nearest):
-            theme = fitted_labels[j]
-            if theme:
-                assigned_idx[i] = column[theme]
-                self.status_[i] = fitted_status[j]
-                continue
-            why = str(fitted_reason[j]).removeprefix(str(self.reason_[sample[j]])).lstrip("; ")
-            if sample[j] != i:
-                why = "its nearest note in the fitting sample is unassigned" + (f" ({why})" if why else "")
-            if why:  # empty when the fit's reason was the seed threshold alone
-                self.reason_[i] = f"{self.reason_[i]}; {why}" if self.reason_[i] else why
-        return assigned_idx
 
     def _groups(self, groups, n) -> pd.DataFrame:
         if groups is None or not self.centre_by:
@@ -457,6 +417,8 @@ class ThemeModel(TransformerMixin, BaseEstimator):
 
     def _assign(self, centred, seed_vectors, seed_ids, lexical=()) -> np.ndarray:
         n = len(centred)
+        self.k_selection_ = pd.DataFrame({"k": pd.Series(dtype=int), "modularity": pd.Series(dtype=float),
+                                          "smallest_theme": pd.Series(dtype=int), "chosen": pd.Series(dtype=bool)})
         self.status_ = np.full(n, STATUS_UNASSIGNED, dtype=object)
         self.reason_ = np.full(n, "", dtype=object)
         prototypes, ids, kinds = [], [], []
@@ -557,7 +519,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         graph = knn_graph(sub, self.n_neighbors or default_neighbors(len(sub)))
         upper = min(self.max_k, max(self.min_k, len(sub) // max(self.min_theme_size, 1)), len(sub) - 1)
         embedding = spectral_embedding(graph, max(upper, 2))
-        if self.n_themes and offset == 0:
+        if self.n_themes:  # the number of new themes, with or without seeds
             k = min(self.n_themes, len(sub) - 1)
             labels = cluster_spectral(spectral_embedding(graph, k), k, self.random_state)
             self.k_selection_ = pd.DataFrame({"k": [k], "modularity": [modularity(graph, labels)],
@@ -612,21 +574,85 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         """Cosine similarity of each note to each theme prototype (columns as ``themes_``)."""
         return self.centre(X, groups) @ self.prototypes_.T
 
-    def predict(self, X, groups=None) -> np.ndarray:
-        ids = np.asarray(self.themes_["theme_id"].tolist(), dtype=object)
-        return ids[self.transform(X, groups).argmax(axis=1)]
+    def predict(self, X, groups=None, seed_lexical=None) -> np.ndarray:
+        """Theme id per note ("" when unassigned) by the fit's own rule: a seed theme takes a
+        note whose score (centred cosine plus the lexical evidence of ``seed_lexical``, views as
+        in ``fit``) reaches ``seed_threshold``; any other note goes where its nearest fitted
+        note that no seed took went (a new theme, or unassigned). ``predict(X_fit)`` therefore
+        equals ``labels_``."""
+        centred = self.centre(X, groups)
+        evidence = self.lexical_evidence(seed_lexical)
+        assigned_idx, _, _ = self._place(centred, evidence)
+        ids = self.themes_["theme_id"].tolist()
+        return np.array([ids[i] if i >= 0 else "" for i in assigned_idx], dtype=object)
+
+    def _place(self, centred, evidence=None):
+        """Theme index (-1: none), status and reason of each note by the fit's rule."""
+        n = len(centred)
+        ids = self.themes_["theme_id"].tolist()
+        column = {theme: j for j, theme in enumerate(ids)}
+        seed_columns = np.flatnonzero(self.themes_["kind"].to_numpy() == "seed")
+        assigned_idx = np.full(n, -1)
+        status = np.full(n, STATUS_UNASSIGNED, dtype=object)
+        reason = np.full(n, "", dtype=object)
+        rest = np.arange(n)
+        if len(seed_columns):
+            scores = centred @ self.prototypes_[seed_columns].T
+            if evidence is not None:
+                scores = scores + evidence
+            best = seed_columns[scores.argmax(axis=1)]
+            top = scores.max(axis=1)
+            taken = top >= self.seed_threshold
+            assigned_idx[taken] = best[taken]
+            status[taken] = STATUS_ASSIGNED
+            rest = np.flatnonzero(~taken)
+            reason[rest] = [f"closest seed theme {ids[best[i]]} at {top[i]:.2f}, "
+                            f"below the threshold {self.seed_threshold:.2f}" for i in rest]
+        if len(self.rest_vectors_) == 0:
+            for i in rest:
+                reason[i] += "; no fitted note was left for new themes"
+            return assigned_idx, status, reason
+        nearest = nearest_rows(centred[rest], self.rest_vectors_)
+        for i, j in zip(rest, nearest):
+            theme = self.rest_labels_[j]
+            if theme:
+                assigned_idx[i] = column[theme]
+                status[i] = self.rest_status_[j]
+            elif not reason[i]:
+                reason[i] = self.rest_reason_[j] or "its nearest fitted note is unassigned"
+        return assigned_idx, status, reason
+
+    def reassign(self, centred, labels, status, reason, themes: pd.DataFrame, prototypes,
+                 evidence=None) -> "ThemeModel":
+        """Take the analyst's themes (``analysis.overrides``): theme table, prototypes, and each
+        note's theme id, status and reason; every note is then scored against the new themes.
+        ``evidence`` holds the lexical evidence per new theme (its first columns), or None."""
+        self.prototypes_ = np.asarray(prototypes) if len(prototypes) else np.zeros((0, centred.shape[1]))
+        self.themes_ = themes.reset_index(drop=True)
+        index = {t: i for i, t in enumerate(self.themes_["theme_id"])}
+        assigned_idx = np.array([index.get(t, -1) if t else -1 for t in labels])
+        self.labels_ = np.asarray(labels, dtype=object)
+        self.status_ = np.asarray(status, dtype=object)
+        self.reason_ = np.asarray(reason, dtype=object)
+        self._score(centred, assigned_idx, evidence)
+        self._keep_fitted_notes(centred)
+        return self
 
     # -- persistence (npz + json, never pickle) --
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        arrays = {"mean": self.mean_, "prototypes": self.prototypes_}
+        arrays = {"mean": self.mean_, "prototypes": self.prototypes_, "rest_vectors": self.rest_vectors_}
         effects_index = []
         for col, by_value in self.group_effects_.items():
             for value, offset in sorted(by_value.items()):
                 arrays[f"effect_{len(effects_index)}"] = offset
                 effects_index.append([col, value])
         meta = {"params": self.get_params(), "theme_ids": self.themes_["theme_id"].tolist(),
-                "kinds": self.themes_["kind"].tolist(), "effects": effects_index}
+                "kinds": self.themes_["kind"].tolist(), "effects": effects_index,
+                "lexical": {"weights": list(self.lexical_weights_), "scale": [list(p) for p in self.lexical_scale_],
+                            "unit": self.lexical_unit_},
+                "rest": {"labels": self.rest_labels_.tolist(), "status": self.rest_status_.tolist(),
+                         "reason": self.rest_reason_.tolist()}}
         meta["params"]["centre_by"] = list(meta["params"]["centre_by"] or [])
         np.savez(path.with_suffix(".npz"), **arrays)
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -641,10 +667,17 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
             model.mean_ = data["mean"]
             model.prototypes_ = data["prototypes"]
+            model.rest_vectors_ = data["rest_vectors"]
             model.group_effects_ = {}
             for i, (col, value) in enumerate(meta["effects"]):
                 model.group_effects_.setdefault(col, {})[value] = data[f"effect_{i}"]
         model.themes_ = pd.DataFrame({"theme_id": meta["theme_ids"], "kind": meta["kinds"]})
+        model.lexical_weights_ = list(meta["lexical"]["weights"])
+        model.lexical_scale_ = [tuple(p) for p in meta["lexical"]["scale"]]
+        model.lexical_unit_ = float(meta["lexical"]["unit"])
+        model.rest_labels_ = np.asarray(meta["rest"]["labels"], dtype=object)
+        model.rest_status_ = np.asarray(meta["rest"]["status"], dtype=object)
+        model.rest_reason_ = np.asarray(meta["rest"]["reason"], dtype=object)
         return model
 
 

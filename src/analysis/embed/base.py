@@ -73,4 +73,4 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
 
 def _load_builtin_backends() -> None:
     # Importing the modules registers them; they import their heavy libraries lazily.
-    from analysis.embed import e5, st, tfidf  # noqa: F401
+    from analysis.embed import e5, e5_fast, st, tfidf  # noqa: F401
