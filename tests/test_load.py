@@ -440,3 +440,13 @@ def test_column_mapping_mistakes_are_named_with_a_suggestion(tmp_path, content, 
     assert expected in str(error.value)
     if columns:
         assert "did you mean" in str(error.value)
+
+
+@pytest.mark.parametrize("header", ["source_type", "type", "kind", "note_type", "Source"])
+def test_a_notes_tables_own_note_type_column_is_the_source_type(tmp_path, header):
+    path = tmp_path / "notes.csv"
+    path.write_text(f"text,{header}\nFaste folk rundt bruker,workshop_idea\nHun sier hun vil ha ukeplan,interview_note\n"
+                    "Ingen type her,\n", encoding="utf-8")
+    notes = load_notes([path], root=tmp_path).sort_values("source_row")
+    assert notes["source_type"].tolist() == ["workshop_idea", "interview_note", "note"]
+    assert not [c for c in notes.columns if c.startswith("input_")]

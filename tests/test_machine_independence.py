@@ -24,6 +24,9 @@ from analysis.cli import app
 from test_reproduce import make_project
 
 runner = CliRunner()
+# Known to fail until issue 15 is resolved (the guided fit amplifies last-bit BLAS differences):
+# run with `make test-machines`; `make test` leaves these out.
+pytestmark = pytest.mark.other_machine
 
 
 def _numpy_simd_found() -> str:

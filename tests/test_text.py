@@ -169,9 +169,10 @@ def test_names_are_neutralised_with_their_genitive_but_not_inside_other_words():
 
     texts = ["Roald vil ha faste folk", "Roalds datter ringer", "Roaldsen kommer", "ROALD'S plan"]
     out = neutralise_names(texts, ["Roald"])
-    assert out[:2] == [f"{NAME_PLACEHOLDER} vil ha faste folk", f"{NAME_PLACEHOLDER} datter ringer"]
+    assert out[:2] == ["vil ha faste folk", "datter ringer"]
     assert out[2] == "Roaldsen kommer"
-    assert out[3] == f"{NAME_PLACEHOLDER} plan"
+    assert out[3] == "plan"
+    assert NAME_PLACEHOLDER == ""
 
 
 def test_proper_names_are_words_only_ever_capitalised_inside_sentences():
@@ -188,5 +189,5 @@ def test_proper_names_are_words_only_ever_capitalised_inside_sentences():
 def test_reporting_verbs_and_the_name_placeholder_are_no_keywords():
     from analysis.text import tokenize
 
-    assert tokenize("NN forteller at hun sier hun må ha ukeplan", "nb") == ["ukeplan"]
+    assert tokenize("Hun forteller at hun sier hun må ha ukeplan", "nb") == ["ukeplan"]
     assert tokenize("Hon berättar att hon alltid vill ha fika", "sv") == ["fik"]
