@@ -509,8 +509,11 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     themes["keywords"] = themes["keywords"].map(lambda words: "; ".join(words))
     themes["representative_note_ids"] = themes.pop("quote_ids").map(lambda ids: "; ".join(ids))
     written["themes"] = _csv(themes, out_dir / "themes.csv")
-    if len(result.k_selection):
-        written["k_selection"] = _csv(result.k_selection, out_dir / "k_selection.csv")
+    # Always written, with its header when no new themes were sought (the seeds took every note),
+    # so a run folder has the same files whatever the notes.
+    k_selection = result.k_selection if len(result.k_selection.columns) else pd.DataFrame(
+        columns=["k", "modularity", "smallest_theme", "chosen"])
+    written["k_selection"] = _csv(k_selection, out_dir / "k_selection.csv")
     if result.persona_theme is not None:
         written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
         written["persona_needs"] = _csv(result.persona_needs, out_dir / "persona_needs.csv")
