@@ -258,7 +258,7 @@ def theme_texts(texts: list[str], personas=(), names=()) -> list[str]:
     unchanged in every output.
 
     Other capitalised words are left alone: on youth_leisure the words a corpus only ever
-    capitalises (``text.proper_names``) are as often products and places (Fortnite, Snap,
+    capitalises (a heuristic tried on 2026-12-02 and removed) are as often products and places (Fortnite, Snap,
     Oslo) as people, and neutralising them lowered guided kappa from 0.41 to 0.32
     (benchmarks/README.md, "Dev suite")."""
     return neutralise_names(texts, name_forms(personas, names))

@@ -214,29 +214,6 @@ def name_pattern(forms: Iterable[str]) -> re.Pattern | None:
     return re.compile(rf"(?<![\w-])(?:{alternatives})(?:'s|’s|s|'|’)?(?![\w-])", re.IGNORECASE)
 
 
-def proper_names(texts: Sequence[str], min_count: int = 1) -> set[str]:
-    """Words the corpus always writes capitalised away from a sentence start: names of people
-    (and of places and products, which are no theme either).
-
-    A word counts when it appears at least ``min_count`` times inside sentences, always with
-    a capital and lower case after it, and never lower-cased anywhere in the corpus.
-    """
-    inside: Counter[str] = Counter()
-    lowered: set[str] = set()
-    for text in texts:
-        text = unicodedata.normalize("NFC", str(text))
-        for start, end in split_sentences(text):
-            for position, match in enumerate(_WORD.finditer(text[start:end])):
-                word = match.group()
-                if word[:1].islower():
-                    lowered.add(word.casefold())
-                elif position > 0 and len(word) >= 3 and word[1:].islower():
-                    inside[word.casefold()] += 1
-    stop_words = _stop_words()
-    return {word for word, count in inside.items()
-            if count >= min_count and word not in lowered and word not in stop_words}
-
-
 def neutralise_names(texts: Sequence[str], forms: Iterable[str]) -> list[str]:
     """The texts with every name form replaced by ``NAME_PLACEHOLDER`` (for theme finding and
     keywords only; a note's text as written is never changed)."""

