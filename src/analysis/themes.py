@@ -189,6 +189,18 @@ def _canonical_order(vectors: np.ndarray, labels: np.ndarray, k: int) -> list[in
     return sorted(range(k), key=key)
 
 
+#: The largest automatic k: above it the k-means runs of ``choose_k`` dominate a fit's time.
+MAX_K_CEILING = 40
+
+
+def default_max_k(n: int) -> int:
+    """The largest number of new themes tried when ``max_k`` is not set: about the square root
+    of the number of notes (10 for 100 notes, 18 for 320, 32 for 1,000), at most 40, so a
+    large corpus can hold more themes than a small one, and a theme keeps about as many notes
+    as there are themes."""
+    return int(np.clip(round(np.sqrt(max(n, 1))), 2, MAX_K_CEILING))
+
+
 def default_neighbors(n: int) -> int:
     """About log2(n)+5 neighbours: local enough for short notes, connected enough for spectra."""
     return int(np.clip(round(np.log2(max(n, 2)) + 5), 5, 30))
@@ -297,7 +309,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     placed by the fit's own rule (see ``_place``), so time and memory grow linearly.
     """
 
-    def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
+    def __init__(self, n_themes=None, min_k=2, max_k=None, centre_by=("lang", "source_type"),
                  seed_threshold=0.08, secondary_margin=0.02, min_theme_size=3,
                  n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000,
                  refine_share=0.5, lexical_weight="agreement"):
@@ -394,6 +406,9 @@ class ThemeModel(TransformerMixin, BaseEstimator):
         self.fit_sample_ = sample
         return self
 
+    def _max_k(self, n: int) -> int:
+        return self.max_k if self.max_k else default_max_k(n)
+
     def _groups(self, groups, n) -> pd.DataFrame:
         if groups is None or not self.centre_by:
             return pd.DataFrame(index=range(n))
@@ -411,7 +426,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
                 naive[col][value] = centred[values == value].mean(axis=0)
         space = apply_group_effects(X, groups, naive, self.mean_)
         k = self.n_themes or (len(seed_vectors) if seed_vectors is not None else None)
-        k = k or int(np.clip(round(np.sqrt(len(X) / 2)), 2, self.max_k))
+        k = k or int(np.clip(round(np.sqrt(len(X) / 2)), 2, self._max_k(len(X))))
         k = min(k, len(X))
         return KMeans(k, n_init=10, random_state=self.random_state).fit_predict(space) if k > 1 else np.zeros(len(X), int)
 
@@ -517,7 +532,7 @@ class ThemeModel(TransformerMixin, BaseEstimator):
             return []
         sub = centred[rest]
         graph = knn_graph(sub, self.n_neighbors or default_neighbors(len(sub)))
-        upper = min(self.max_k, max(self.min_k, len(sub) // max(self.min_theme_size, 1)), len(sub) - 1)
+        upper = min(self._max_k(len(sub)), max(self.min_k, len(sub) // max(self.min_theme_size, 1)), len(sub) - 1)
         embedding = spectral_embedding(graph, max(upper, 2))
         if self.n_themes:  # the number of new themes, with or without seeds
             k = min(self.n_themes, len(sub) - 1)
