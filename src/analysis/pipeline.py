@@ -71,6 +71,7 @@ class RunResult:
     breakdowns: pd.DataFrame | None = None
     notices: list[str] = field(default_factory=list)   # said first: where the reference files came from
     used_vectors: dict = field(default_factory=dict)   # cache key -> every vector the run used
+    centring: dict = field(default_factory=dict)       # centring_report: what the themes were centred on
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -226,7 +227,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                        config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices, used_vectors=getattr(embedder, "used", {}))
+                       notices=notices, used_vectors=getattr(embedder, "used", {}),
+                       centring=centring_report(notes[analysable], model, config.themes.centre_by))
 
     if persona_path:
         _link_personas(result, personas, embedder, config)
@@ -241,6 +243,61 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
                                                                    "personas": bool(personas_path)})
     return result
+
+
+#: How a note's language was found (load's ``lang_source``), as the run summary says it.
+_LANG_ORIGINS = {"front_matter": "documents' front matter", "detected": "detected from the text",
+                 "file_majority": "the file's majority language"}
+
+
+def centring_report(notes: pd.DataFrame, model: ThemeModel, centre_by) -> dict:
+    """Which of ``[themes] centre_by`` the theme model centred on, where each column's values came
+    from (a column of the input and its header, the documents' front matter, a default), and why
+    any other was not used (not in the notes, or one value only)."""
+    fitted = list(getattr(model, "group_effects_", {}) or {})
+    centred, skipped = [], []
+    for column in centre_by or ():
+        if column in fitted:
+            centred.append({"column": column, "from": _column_origins(notes, column)})
+        elif column not in notes.columns or not len(notes):
+            skipped.append({"column": column, "why": "not in the notes"})
+        else:
+            values = sorted(notes[column].astype(str).unique())
+            skipped.append({"column": column, "why": f"one value only ({values[0]!r})" if len(values) == 1
+                            else "not used by the model"})
+    return {"centred_on": centred, "not_centred_on": skipped}
+
+
+def _column_origins(notes: pd.DataFrame, column: str) -> list[str]:
+    """Where the notes' values of ``column`` came from, most notes first."""
+    headers = notes.attrs.get("columns", {})
+    counts: dict[str, int] = {}
+    documents = notes["doc_id"].astype(str).ne("").to_numpy() if "doc_id" in notes.columns else np.zeros(len(notes), bool)
+    lang_source = notes["lang_source"].astype(str).to_numpy() if "lang_source" in notes.columns else None
+    for i, source_file in enumerate(notes["source_file"].astype(str)):
+        header = headers.get(source_file, {}).get(column)
+        if column == "lang" and lang_source is not None and lang_source[i] != "column":
+            origin = _LANG_ORIGINS.get(lang_source[i], lang_source[i])
+        elif header is not None:
+            origin = f"column {header!r}"
+        elif documents[i]:
+            origin = "documents' front matter"
+        elif column == "source_type":
+            origin = "'note' for table rows without a type column"
+        else:
+            origin = f"column {column!r}"
+        counts[origin] = counts.get(origin, 0) + 1
+    return sorted(counts, key=lambda origin: (-counts[origin], origin))
+
+
+def centring_line(centring: dict) -> str | None:
+    """``centred on: lang (column 'lang'; detected from the text), source_type (column 'type')``."""
+    if not centring:
+        return None
+    parts = [f"{entry['column']} ({'; '.join(entry['from'])})" for entry in centring.get("centred_on", [])]
+    line = "centred on: " + (", ".join(parts) if parts else "nothing")
+    skipped = [f"{entry['column']} ({entry['why']})" for entry in centring.get("not_centred_on", [])]
+    return line + (f"; not on {', '.join(skipped)}" if skipped else "")
 
 
 def name_forms(personas=(), names=()) -> list[str]:
@@ -668,6 +725,9 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, no
         f"themes: {len(result.themes)} ({int(kinds.get('seed', 0))} seed, {int(kinds.get('new', 0))} new)",
         "notes per status: " + ", ".join(f"{k} {v}" for k, v in status.items()),
     ]
+    centred = centring_line(result.centring)
+    if centred:
+        lines.insert(len(lines) - 2, centred)
     strength = new_theme_structure(result.k_selection)
     if strength is not None:
         lines.append(f"new-theme structure: {strength.level} ({strength.sentence})")

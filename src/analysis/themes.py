@@ -30,21 +30,36 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import diags
+from scipy.sparse import csr_matrix, diags
 from scipy.sparse.csgraph import connected_components, laplacian
 from scipy.sparse.linalg import eigsh
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.metrics import cohen_kappa_score
-from sklearn.neighbors import kneighbors_graph
 from threadpoolctl import threadpool_limits
 
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
 
 
+#: Unit vectors are rounded to multiples of 2^-GRID_BITS. A product of two such vectors is then
+#: an exact sum in float64, in any order and with or without FMA: each term is a multiple of
+#: 2^-52, and every partial sum is at most the product of the two parts' norms (Cauchy–Schwarz),
+#: below 2, so it fits in 53 bits. Every matrix product of the fit (scores, refinement, kNN
+#: similarities) therefore has the same bits whatever the BLAS kernel and thread count
+#: (issue 15). The rounding moves a cosine by about 1e-8.
+GRID_BITS = 26
+
+
+def on_grid(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` rounded to the nearest multiples of 2^-GRID_BITS (ties to even), as float64."""
+    scale = float(2 ** GRID_BITS)
+    return np.round(np.asarray(matrix, dtype=np.float64) * scale) / scale
+
+
 def _unit(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, on the grid (``on_grid``); zero rows stay zero."""
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
+    return on_grid(matrix / np.where(norms == 0, 1.0, norms))
 
 
 @dataclass(frozen=True)
@@ -107,10 +122,25 @@ def apply_group_effects(vectors: np.ndarray, groups: pd.DataFrame | None,
 # --- inductive clustering ---------------------------------------------------------------
 
 
-def knn_graph(vectors: np.ndarray, n_neighbors: int):
-    """Symmetric 0/1 cosine k-nearest-neighbour graph (sparse)."""
-    n_neighbors = max(2, min(n_neighbors, len(vectors) - 1))
-    graph = kneighbors_graph(vectors, n_neighbors, metric="cosine", include_self=False)
+def knn_graph(vectors: np.ndarray, n_neighbors: int, chunk: int = 1024):
+    """Symmetric 0/1 cosine k-nearest-neighbour graph (sparse).
+
+    The similarities are products of grid vectors (``_unit``), so exact, and equal
+    similarities go to the lower row: the same neighbours on any machine (scikit-learn's
+    ``kneighbors_graph`` renormalises, and its partial sort breaks ties by the kernel's bits).
+    """
+    n = len(vectors)
+    n_neighbors = max(2, min(n_neighbors, n - 1))
+    unit = _unit(np.asarray(vectors, dtype=np.float64))
+    rows, cols = [], []
+    for start in range(0, n, chunk):
+        block = np.arange(start, min(start + chunk, n))
+        similarity = unit[block] @ unit.T
+        similarity[np.arange(len(block)), block] = -np.inf  # a note is not its own neighbour
+        nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :n_neighbors]
+        rows.append(np.repeat(block, n_neighbors))
+        cols.append(nearest.ravel())
+    graph = csr_matrix((np.ones(n * n_neighbors), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     return ((graph + graph.T) > 0).astype(float)
 
 
@@ -127,8 +157,8 @@ def spectral_embedding(graph, n_components: int) -> np.ndarray:
     # Lanczos finds one vector per eigenvalue, and a graph in c pieces has the eigenvalue 0 c
     # times, so a disconnected graph (e.g. a clique of duplicate notes) is decomposed densely.
     if n <= DENSE_EIGEN_LIMIT or n_components >= n - 1 or connected_components(graph, directed=False)[0] > 1:
-        _, vecs = np.linalg.eigh(laplacian(graph, normed=True).toarray())
-        vecs = vecs[:, :n_components]
+        values, vecs = np.linalg.eigh(laplacian(graph, normed=True).toarray())
+        vecs = canonical_eigenbasis(values, vecs)[:, :n_components]
     else:
         # L = I - D^-1/2 A D^-1/2: its smallest eigenvalues are the largest of the second term.
         degrees = np.asarray(graph.sum(axis=1)).ravel()
@@ -139,6 +169,45 @@ def spectral_embedding(graph, n_components: int) -> np.ndarray:
     # eigh's sign is arbitrary; fix it so the embedding is reproducible.
     signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
     return vecs * np.where(signs == 0, 1, signs)
+
+
+#: Eigenvalues closer than this are one repeated eigenvalue (see ``canonical_eigenbasis``).
+EIGENVALUE_TIE = 1e-6
+
+
+def canonical_eigenbasis(values: np.ndarray, vecs: np.ndarray, tie: float = EIGENVALUE_TIE) -> np.ndarray:
+    """``eigh``'s eigenvectors with each repeated eigenvalue's basis replaced by a canonical one.
+
+    For a repeated eigenvalue (a complete graph, cliques of duplicate notes, a graph in pieces)
+    any rotation of the eigenvectors is as correct, and LAPACK's choice follows the BLAS
+    kernel: on a complete graph of 9 notes, OpenBLAS's Haswell and Prescott kernels gave
+    different new themes. The canonical basis is Gram–Schmidt on the eigenspace's projections
+    of the unit vectors e_1, e_2, … (notes in row order), which depends on the eigenspace only.
+    """
+    vecs = np.array(vecs, dtype=np.float64)
+    start = 0
+    while start < len(values):
+        end = start + 1
+        while end < len(values) and values[end] - values[end - 1] <= tie:
+            end += 1
+        if end - start > 1:
+            vecs[:, start:end] = _gram_schmidt_of_projector(vecs[:, start:end])
+        start = end
+    return vecs
+
+
+def _gram_schmidt_of_projector(block: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of span(block) from its projections of e_1, e_2, … in order."""
+    projector = block @ block.T
+    basis = []
+    for column in projector.T:
+        residual = column - sum((b @ column) * b for b in basis) if basis else column.copy()
+        norm = np.linalg.norm(residual)
+        if norm > 1e-6:
+            basis.append(residual / norm)
+            if len(basis) == block.shape[1]:
+                break
+    return np.stack(basis, axis=1)
 
 
 def modularity(graph, labels: np.ndarray, resolution: float = 1.0) -> float:
