@@ -205,7 +205,7 @@ def model_scores(model, centred, evidence=None) -> np.ndarray:
 
 
 def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=None, example_themes=None,
-          evidence=None, learner=None) -> dict:
+          evidence=None, learner=None, keep_candidates=False) -> dict:
     """Fit the learner on the run's confirmed notes; when there are any, give the model its labels.
 
     ``examples`` are the seed examples' raw vectors (``seed_example_vectors``), centred here as
@@ -213,8 +213,10 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
     not confirmed takes the learner's theme (a theme first named by a pin is added; a note like
     the excluded ones is left unassigned), and pins and exclusions are then applied by
     ``apply_overrides`` as before. Returns ``{"learner", "rows", "themes", "names", "applied",
-    "confirmed", "example_vectors"}``, ``confirmed`` counting confirmed notes and seed examples
-    per theme, ``example_vectors`` the centred seed examples (or None).
+    "confirmed", "example_vectors", "candidates"}``, ``confirmed`` counting confirmed notes and
+    seed examples per theme, ``example_vectors`` the centred seed examples (or None),
+    ``candidates`` each note's candidate new theme from the fit ("" for none). The candidate new
+    themes are classes only when there are no seeds, or with ``keep_candidates``.
     """
     rows, themes, names = confirmed_notes(overrides, note_ids)
     ids = model.themes_["theme_id"].tolist()
@@ -226,8 +228,14 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
     if examples is not None and len(examples):
         example_rows = _unit(np.asarray(examples, dtype=np.float64) - model.mean_)
     learner = learner if learner is not None else ConfirmedNotesLearner()
-    learner.fit(centred, model_scores(model, centred, evidence), ids, rows, themes,
-                example_rows, example_themes, anchors)
+    # With seeds, the learner scores the seed and analyst themes only, not the fit's candidate new
+    # themes (keeping them cost 0.05-0.08 kappa at 5 notes per theme and made the first queue
+    # worse, benchmarks/README.md); the queue names each note's candidate theme, so one pin turns
+    # a candidate into a theme. Nothing confirmed: the fit's own themes stand.
+    keep = len(ids) if keep_candidates or not n_seeds else n_seeds
+    candidates = np.where(model.status_ == STATUS_NEW_THEME, model.labels_, "").astype(object)
+    learner.fit(centred, model_scores(model, centred, evidence)[:, :keep], ids[:keep], rows, themes,
+                example_rows, example_themes, anchors[:keep])
     applied = bool(len(rows))
     if applied:
         _give_model_labels(model, learner, centred, rows, evidence)
@@ -236,7 +244,7 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
                          if example_themes is not None else 0}
                  for theme in learner.classes_}
     return {"learner": learner, "rows": rows, "themes": themes, "names": names, "applied": applied,
-            "confirmed": confirmed, "example_vectors": example_rows}
+            "confirmed": confirmed, "example_vectors": example_rows, "candidates": candidates}
 
 
 def _give_model_labels(model, learner, centred, rows, evidence) -> None:

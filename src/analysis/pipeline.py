@@ -237,7 +237,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
     queue = None
     if learning is not None:
-        queue = review_queue(notes[analysable], centred, learning, model.status_, model.labels_, n=QUEUE_SIZE,
+        queue = review_queue(notes[analysable], centred, learning, model.status_, n=QUEUE_SIZE,
                              attributes=[c for c in notes.columns if c not in QUEUE_COLUMNS and c != "status"
                                          and c != "status_reason" and not c.startswith(GOLD_PREFIX)])
     themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() else _empty_themes()

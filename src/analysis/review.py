@@ -73,12 +73,12 @@ def queue_rows(centred: np.ndarray, margins: np.ndarray, references: np.ndarray,
     return picks
 
 
-def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statuses, model_themes,
+def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statuses,
                  n: int | None = 20, attributes=()) -> pd.DataFrame:
     """The queue as a table (``QUEUE_COLUMNS`` plus ``attributes``) for the analysable ``notes``
     (rows in the order of ``centred``), from ``analysis.learn.learn``'s result.
 
-    ``statuses`` and ``model_themes`` are each note's status and theme in the run; notes the
+    ``statuses`` are each note's status in the run; notes the
     analyst already decided (pinned or excluded) never enter the queue. ``n=None``: every note.
     """
     learner = learning["learner"]
@@ -99,8 +99,8 @@ def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statu
         best, second = np.argsort(-learner.proba_[i], kind="stable")[:2]
         why = (f"uncertain between {classes[best]} and {classes[second]}" if uncertainty >= 0.5
                else f"far from every confirmed note and seed example (closest cosine {nearest:.2f})")
-        if statuses[i] == "new_theme":
-            why = f"candidate new theme {model_themes[i]}; {why}"
+        if learning["candidates"][i]:
+            why = f"candidate new theme {learning['candidates'][i]}; {why}"
         rows.append({"rank": rank, "note_id": ids[i], "text": notes["text"].iloc[i], "theme_id": classes[best],
                      "theme_score": round(float(learner.proba_[i, best]), 4), "runner_up_theme_id": classes[second],
                      "runner_up_score": round(float(learner.proba_[i, second]), 4), "reason": why,
