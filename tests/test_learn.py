@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,46 @@ def test_evaluate_with_overrides_scores_only_the_undecided_notes(fixture_project
     plain, learnt = json.loads(plain.output), json.loads(learnt.output)
     assert learnt["metrics"]["n"] == plain["metrics"]["n"] - 3
     assert "learnt from" in learnt["measured"]["overrides"]
+
+
+@pytest.fixture(scope="module")
+def contact_project(tmp_path_factory):
+    """The e2e notes, each with a name, a phone number, an e-mail and an address added (all fake)."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("review-contacts")
+    notes = pd.read_csv(ROOT / "tests" / "fixtures" / "e2e" / "notes.csv", dtype=str, keep_default_na=False)
+    # First, so the 160 characters the queue prints always hold them.
+    notes["text"] = [f"Kari Nordmann, 912 34 {500 + i}, kari{i}@example.no, Storgata {i + 1}: {text}"
+                     for i, text in enumerate(notes["text"])]
+    (folder / "notes").mkdir()
+    notes.to_csv(folder / "notes" / "notes.csv", index=False)
+    config = (ROOT / "analysis.toml").read_text(encoding="utf-8").replace('notes = ["data/raw"]', 'notes = ["notes"]')
+    config = config.replace('names = []', 'names = ["Kari Nordmann"]')
+    config = config.replace('cache = "data/processed/cache"', f'cache = "{(ROOT / "data" / "processed" / "cache").as_posix()}"')
+    for name in ("personas.yml", "seed_themes.yml"):
+        config = config.replace(f'"data/raw/{name}"', f'"{(ROOT / "data" / "raw" / name).as_posix()}"')
+    (folder / "analysis.toml").write_text(config, encoding="utf-8")
+    return folder, notes
+
+
+def test_review_prints_n_notes_with_their_masked_text_only(contact_project):
+    folder, raw = contact_project
+    result = CliRunner().invoke(app, ["review", "--config", str(folder / "analysis.toml"), "--n", "5"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("confirmed notes per theme (none yet")
+    assert lines[-1].startswith("decide a note: analysis review --accept NOTE_ID THEME")
+    ranked = [line.split() for line in lines if re.match(r"^\s*\d+\s{2}\S", line)]
+    assert [int(parts[0]) for parts in ranked] == [1, 2, 3, 4, 5]
+    ids = [parts[1] for parts in ranked]
+    assert len(set(ids)) == 5 and set(ids) <= set(raw["note_id"])
+    shown = [line.strip() for line in lines[1:-1] if line.startswith("     ")]
+    assert len(shown) == 5
+    for note, text in zip(ids, shown):  # the note's masked text, as review_queue.csv holds it
+        assert text.startswith("[NAME], [PHONE], [EMAIL], [ADDRESS]: "), f"{note}: {text}"
+    output = result.output
+    for i, row in raw.iterrows():
+        for secret in ("Kari Nordmann", f"912 34 {500 + i}", f"kari{i}@example.no", f"Storgata {i + 1}:"):
+            assert secret not in output, f"{row['note_id']}: {secret!r} printed unmasked"
+    assert "@" not in output and "Kari" not in output
