@@ -12,9 +12,11 @@ picks the notes at random (mean of ``--draws`` draws). At 0 the answer is the Th
 Each round is what ``analysis run`` does after a new overrides file: the same ThemeModel fit
 (the overrides never change it) and ``analysis.learn.learn`` + ``analysis.review.queue_rows``
 on the cached vectors. ``--time`` also times one real round of ``pipeline.run`` on
-homecare_nordic (320 notes, embeddings cached) with a file of 5 pins per theme.
+homecare_nordic (320 notes, embeddings cached) with a file of 5 pins per theme. ``--zero`` only
+compares, with no note confirmed, the ThemeModel's answer with the learner's (trained on the
+seed examples and descriptions alone), on every note (benchmarks/README.md, "Review loop").
 
-    .venv/bin/python benchmarks/review_loop.py [--shared ../shared] [--draws 3] [--time]
+    .venv/bin/python benchmarks/review_loop.py [--shared ../shared] [--draws 3] [--time] [--zero]
         [--out benchmarks/results/review_loop.json] [--figure benchmarks/results/review_loop.png]
 """
 
@@ -124,6 +126,23 @@ def random_pick(seed):
     return pick
 
 
+def zero_confirmed(data: dict) -> dict:
+    """With nothing confirmed: the ThemeModel's answer, the learner's (seed examples and
+    descriptions as its only labels) on every note, and the learner's on the notes the model
+    gave a seed theme only (the others keep the model's: unassigned or a candidate theme)."""
+    gold = np.where(data["gold"] == "other", NO_THEME, data["gold"]).astype(str)
+    model = copy.deepcopy(data["model"])
+    own = np.where(model.status_ == "assigned", model.labels_, NO_THEME).astype(str)
+    learning = learn(model, data["centred"], data["note_ids"], None, seed_vectors=data["seed_vectors"],
+                     examples=data["examples"], example_themes=data["example_themes"], evidence=data["evidence"])
+    learnt = np.asarray(learning["learner"].labels_, dtype=object).astype(str)
+    answers = {"model": own, "learner, every note": learnt,
+               "learner, the model's seed-theme notes": np.where(model.status_ == "assigned", learnt, NO_THEME)}
+    return {name: {"kappa": float(cohen_kappa_score(gold, answer)), "accuracy": float(accuracy_score(gold, answer)),
+                   "macro_f1": float(f1_score(gold, answer, average="macro", zero_division=0))}
+            for name, answer in answers.items()}
+
+
 def time_round(shared: Path, config) -> float:
     """Wall time of one `pipeline.run` on homecare_nordic with 5 pins per theme (embeddings cached)."""
     from analysis.load import load_notes
@@ -170,6 +189,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--time", action="store_true")
+    parser.add_argument("--zero", action="store_true", help="only compare model and learner with no note confirmed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/review_loop.json")
     parser.add_argument("--figure", type=Path, default=ROOT / "benchmarks/results/review_loop.png")
     args = parser.parse_args()
@@ -179,6 +199,11 @@ def main() -> None:
     results = {}
     for name in args.sets:
         data = prepare(loaders[name](), config, embedder)
+        if args.zero:
+            for answer, scores in zero_confirmed(data).items():
+                print(f"{name:9s} 0 confirmed  {answer:38s} kappa {scores['kappa']:.3f} acc {scores['accuracy']:.3f} "
+                      f"F1 {scores['macro_f1']:.3f}", flush=True)
+            continue
         queue = loop(data, queue_pick)
         draws = [loop(data, random_pick(seed)) for seed in range(args.draws)]
         random = {b: {key: float(np.mean([d[b][key] for d in draws])) for key in queue[b]} for b in BUDGETS}
@@ -187,6 +212,8 @@ def main() -> None:
             q, r = queue[b], random[b]
             print(f"{name:9s} {b:2d}/theme  queue kappa {q['kappa']:.3f} acc {q['accuracy']:.3f} F1 {q['macro_f1']:.3f}"
                   f"   random kappa {r['kappa']:.3f} acc {r['accuracy']:.3f} F1 {r['macro_f1']:.3f}", flush=True)
+    if args.zero:
+        return
     record = {"date": date.today().isoformat(), "machine": platform.processor() or platform.machine(),
               "draws": args.draws, "results": results}
     if args.time:
