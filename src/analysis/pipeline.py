@@ -26,7 +26,9 @@ from analysis.load import load_notes, require_notes
 from analysis.export import write_csv
 from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
                                write_vectors)
+from analysis.learn import learn, seed_example_vectors
 from analysis.overrides import apply_overrides, load_overrides
+from analysis.review import QUEUE_COLUMNS, QUEUE_SIZE, confirmed_counts_line, review_queue
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
 from analysis.stats import structure_strength
@@ -72,6 +74,8 @@ class RunResult:
     notices: list[str] = field(default_factory=list)   # said first: where the reference files came from
     used_vectors: dict = field(default_factory=dict)   # cache key -> every vector the run used
     centring: dict = field(default_factory=dict)       # centring_report: what the themes were centred on
+    review_queue: pd.DataFrame | None = None   # analysis.review: the notes whose decision teaches most
+    learning: dict | None = None               # analysis.learn.learn's result: confirmed notes per theme
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -203,6 +207,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
     model_only = None
+    overrides = None
     if override_path and not override_path.exists():
         # The file is optional: an analyst creates it when they first disagree with the model.
         log.info("no overrides file at %s; nothing to override", override_path)
@@ -212,6 +217,17 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         overrides = load_overrides(override_path)
         inputs["overrides"] = [override_path]
         config = _with_paths(config, overrides=_as_config_path(override_path, config))
+    # --- learning from the analyst (analysis.learn, issue 16): confirmed notes re-score the rest ---
+    learning = None
+    if analysable.any() and len(model.themes_):
+        centred = model.centre(vectors, groups)
+        example_vectors, example_themes = seed_example_vectors(seeds, embedder)
+        learning = learn(model, centred, notes.loc[analysable, "note_id"].tolist(), overrides,
+                         seed_vectors=seed_vectors, examples=example_vectors, example_themes=example_themes,
+                         evidence=model.lexical_evidence(seed_lexical) if seeds else None)
+        names.update(learning["names"])
+    # --- end of learning ---
+    if overrides is not None:
         if analysable.any():
             applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
                                       overrides, random_state=config.themes.random_state,
@@ -220,6 +236,11 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
             overrides_report = applied["report"]
 
     themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
+    queue = None
+    if learning is not None:
+        queue = review_queue(notes[analysable], centred, learning, model.status_, n=QUEUE_SIZE,
+                             attributes=[c for c in notes.columns if c not in QUEUE_COLUMNS and c != "status"
+                                         and c != "status_reason" and not c.startswith(GOLD_PREFIX)])
     themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
     assignments = _assignments(notes, analysable, model, themes)
     result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
@@ -228,7 +249,8 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                        config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
                        notices=notices, used_vectors=getattr(embedder, "used", {}),
-                       centring=centring_report(notes[analysable], model, config.themes.centre_by))
+                       centring=centring_report(notes[analysable], model, config.themes.centre_by),
+                       review_queue=queue, learning=learning)
 
     if persona_path:
         _link_personas(result, personas, embedder, config)
@@ -581,6 +603,8 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written.update(_persona_summaries(result, out_dir / "personas"))
     if result.breakdowns is not None:
         written["breakdowns"] = _csv(result.breakdowns, out_dir / "breakdowns.csv")
+    if result.review_queue is not None:
+        written["review_queue"] = _csv(result.review_queue, out_dir / "review_queue.csv")
     written.update(write_run_inputs(result, out_dir))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
@@ -749,5 +773,7 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, no
         for entry in result.overrides_report:
             if entry["state"] == "stale":
                 lines.append(f"  stale {entry['operation']}: {entry['detail']}")
+    if result.learning is not None:
+        lines.append(confirmed_counts_line(result.learning))
     lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
     return lines
