@@ -82,11 +82,9 @@ def one_round(data: dict, confirmed: dict[int, str]) -> tuple[np.ndarray, dict]:
     model = copy.deepcopy(data["model"])
     learning = learn(model, data["centred"], ids, overrides, seed_vectors=data["seed_vectors"],
                      examples=data["examples"], example_themes=data["example_themes"], evidence=data["evidence"])
-    if learning["applied"]:
-        predicted = np.asarray(learning["learner"].labels_, dtype=object)
-        predicted = np.where(predicted == EXCLUDED, NO_THEME, predicted)
-    else:  # nothing confirmed: the run's answer is the ThemeModel's own
-        predicted = np.where(model.status_ == "assigned", model.labels_, NO_THEME)
+    # The run's answer (the notes the decisions reach take the learner's theme, the rest keep the
+    # model's); a candidate new theme never matches a gold id, so it counts as no theme.
+    predicted = np.where(model.status_ == "assigned", model.labels_, NO_THEME)
     return predicted.astype(str), learning
 
 
