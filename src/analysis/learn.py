@@ -114,7 +114,13 @@ class ConfirmedNotesLearner(BaseEstimator):
         out = np.zeros((len(X), len(self.classes_)))
         out[:, :prior.shape[1]] = prior
         for theme in self.classes_[prior.shape[1]:]:
-            out[:, column[theme]] = X @ _unit(X[rows[themes == theme]].mean(axis=0))
+            cosine = X @ _unit(X[rows[themes == theme]].mean(axis=0))
+            if prior.shape[1]:
+                # On the model themes' scale (their mean column mean and spread): a cosine to a few
+                # notes' centroid lacks the seeds' lexical evidence and the prototypes' refinement.
+                cosine = (cosine - cosine.mean()) / (cosine.std() or 1.0)
+                cosine = cosine * prior.std(axis=0).mean() + prior.mean(axis=0).mean()
+            out[:, column[theme]] = cosine
         # Standardised by the model's own themes, so a class a decision adds does not rescale them.
         known = out[:, :prior.shape[1]] if prior.shape[1] else out
         spread = known.std()
