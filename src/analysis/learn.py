@@ -115,7 +115,7 @@ class ConfirmedNotesLearner(BaseEstimator):
         out[:, :prior.shape[1]] = prior
         for theme in self.classes_[prior.shape[1]:]:
             cosine = X @ _unit(X[rows[themes == theme]].mean(axis=0))
-            if prior.shape[1]:
+            if prior.shape[1] and theme != EXCLUDED:  # the excluded notes are no theme the model knew
                 # On the model themes' scale (their mean column mean and spread): a cosine to a few
                 # notes' centroid lacks the seeds' lexical evidence and the prototypes' refinement.
                 cosine = (cosine - cosine.mean()) / (cosine.std() or 1.0)
