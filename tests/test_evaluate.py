@@ -146,7 +146,14 @@ def test_bootstrap_with_given_reference_equals_fitted_reference(topic_vectors, t
 
 def test_refitting_a_guided_run_reproduces_it(small_run, e5):
     from analysis import pipeline
+    from analysis.config import load_config
 
+    # Without overrides: the project's pins teach the model (analysis.learn), so the run's labels
+    # are no longer the fit's own, and the fit is what theme_fit_inputs reproduces.
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")],
+                                                        "overrides": ""})
+    small_run = pipeline.run(config, embedder=e5, progress=False)
     inputs = evaluate.theme_fit_inputs(small_run, e5)
     assert inputs["seed_ids"] == [seed.id for seed in small_run.seeds]
     assert len(inputs["groups"]) == len(small_run.vectors)
