@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.files import yaml_error_place
 from analysis.schema import CORE_COLUMNS, LANGUAGES, STATUS_EMPTY, STATUS_OK, UNDETERMINED
 from analysis.text import detect_language, split_sentences
 
@@ -590,51 +591,6 @@ def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
                            "Write one 'key: value' per line between the '---' lines", row=2)
     body_start = closing.end() + (1 if text.startswith("\n", closing.end()) else 0)
     return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
-
-
-def yaml_error_place(error, first_line: int = 1) -> tuple[int | None, int | None, str]:
-    """(line, column, problem) of a YAML syntax error, 1-based, where the user must look.
-
-    PyYAML's scanner notices a missing ':' or an unclosed quote only on a later line (for an
-    unclosed quote, at the end of the file); where the key or the quote *started* is its
-    ``context_mark``, as is the opening '[' or '{' of an unclosed list or mapping. Other parser
-    errors (bad indentation) are at their ``problem_mark``.
-    ``first_line`` is the file line of the YAML text's first line (front matter: 2).
-    """
-    import yaml
-
-    mark = getattr(error, "problem_mark", None)
-    context = getattr(error, "context_mark", None)
-    opened_here = isinstance(error, yaml.scanner.ScannerError) or "flow" in (getattr(error, "context", "") or "")
-    if opened_here and context is not None:
-        mark = context
-    problem = getattr(error, "problem", None) or "syntax error"
-    if "could not find expected ':'" in problem:
-        problem = "a key without ':' after it (write 'key: value')"
-    elif "end of stream" in problem and "quoted scalar" in (getattr(error, "context", "") or ""):
-        problem = "a quote opened here is never closed"
-    if mark is None:
-        return None, None, problem
-    return mark.line + first_line, mark.column + 1, problem
-
-
-def yaml_item_lines(text: str, key: str) -> list[int]:
-    """The 1-based line of each item of the top-level list ``key`` in a YAML text, for messages.
-
-    Empty when the text is not a mapping holding that list (the caller reports that itself).
-    """
-    import yaml
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for name, value in root.value:
-        if getattr(name, "value", None) == key and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
 
 
 def _yaml_text(value: object) -> str:

@@ -693,10 +693,8 @@ class SeedFileError(ValueError):
 
 def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     """Read ``themes: [{id, name, description, examples?}]`` from YAML, with clear errors."""
-    import yaml
-
     from analysis.config import did_you_mean
-    from analysis.load import yaml_error_place, yaml_item_lines
+    from analysis.files import read_yaml, yaml_item_lines
 
     path = Path(path)
     if not path.is_file():
@@ -705,17 +703,7 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
         from analysis.export.refi import read_qdc
 
         return read_qdc(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as error:
-        raise SeedFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
-                            "Save the seed themes as a UTF-8 YAML file.") from None
-    except yaml.YAMLError as error:
-        line, column, problem = yaml_error_place(error)  # where the key or quote starts, not where YAML noticed
-        where = f", line {line}, column {column}" if line is not None else ""
-        raise SeedFileError(f"{path}{where}: not valid YAML ({problem}). "
-                            "Fix the indentation or quoting there.") from None
+    data, text = read_yaml(path, SeedFileError, "seed themes")
     if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
         raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes. "
                             "Start the file with 'themes:' and list each theme under it as '- id: ...'.")

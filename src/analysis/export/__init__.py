@@ -3,16 +3,13 @@
 Everything here reads a run's output folder (``assignments.csv``, ``themes.csv``, …) and never
 the raw corpus. This module holds what every writer shares:
 
-- spreadsheet safety: a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-  return is run as a formula by Excel, LibreOffice and Google Sheets (CSV injection). Such
-  cells get a leading ``'``, which the spreadsheet shows as plain text; ``read_csv`` takes it
-  off again, so the round trip is exact;
+- spreadsheet safety (``write_csv``/``read_csv``, from ``analysis.files``): a cell a spreadsheet
+  would run as a formula gets a leading ``'`` that ``read_csv`` takes off again;
 - ``RunFolder``, the tables of a finished run, read with clear errors.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -20,86 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-#: First characters that make a spreadsheet treat a cell as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-ESCAPE = "'"
+from analysis.files import (ESCAPE, FORMULA_TRIGGERS, RunFileError, from_spreadsheet_safe, read_csv,  # noqa: F401
+                            spreadsheet_safe, write_csv)
 
-
-class ExportError(ValueError):
-    """A run folder or an exchange file cannot be used; the message says where and what to do."""
-
-
-# --------------------------------------------------------------------------- spreadsheet safety
-
-
-def _needs_escape(text: str) -> bool:
-    # A string of escapes followed by a trigger is escaped too, so that the reverse is exact:
-    # "'=x" (a note that really starts with an apostrophe) is written as "''=x".
-    return text.lstrip(ESCAPE).startswith(FORMULA_TRIGGERS)
-
-
-def spreadsheet_safe(value):
-    """``value`` with a leading ``'`` if a spreadsheet would read it as a formula.
-
-    Non-strings are returned unchanged. ``from_spreadsheet_safe`` reverses it exactly.
-    """
-    if isinstance(value, str) and _needs_escape(value):
-        return ESCAPE + value
-    return value
-
-
-def from_spreadsheet_safe(value):
-    """Reverse ``spreadsheet_safe``: drop the ``'`` it added, and nothing else."""
-    if isinstance(value, str) and value.startswith(ESCAPE) and _needs_escape(value[1:]):
-        return value[1:]
-    return value
-
-
-def _is_text_column(column: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV with a byte-order mark (no index, ``\\n`` line ends), every text
-    cell made safe.
-
-    The BOM is what makes Excel read the file as UTF-8 on a double-click (without it, a Nordic
-    Excel shows "Ã¸" for "ø"); pandas, Python's csv module (``utf-8-sig``) and R skip it. No
-    ``sep=`` line: Excel honours it but then ignores the BOM, which breaks æøå again.
-    """
-    path = Path(path)
-    safe = frame.copy()
-    for name in safe.columns:
-        if _is_text_column(safe[name]):
-            safe[name] = safe[name].map(spreadsheet_safe, na_action="ignore")
-    # Python's csv writer (3.11) quotes a field holding "\n" but not one holding a lone "\r",
-    # which readers then take for a line end: quote every text field when there is one.
-    has_cr = any(safe[name].map(lambda v: isinstance(v, str) and "\r" in v).any()
-                 for name in safe.columns if _is_text_column(safe[name]))
-    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig",
-                quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
-    return path
-
-
-def read_csv(path: str | Path, dtype=str) -> pd.DataFrame:
-    """Read a CSV written by ``write_csv``: text cells as ``str``, empty cells as ``""``.
-
-    ``dtype`` is passed to pandas (``str`` by default, so ids like ``007`` stay text); the
-    escape of every text column is reversed.
-    """
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ExportError(f"{path}: file not found. Run `analysis run` first, or point --from "
-                          "at the folder the run wrote.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ExportError(f"{path}: not a readable UTF-8 CSV ({error}). Write it again with "
-                          "`analysis run`.") from None
-    for name in frame.columns:
-        if _is_text_column(frame[name]):
-            frame[name] = frame[name].map(from_spreadsheet_safe, na_action="ignore")
-    return frame
+# The one spreadsheet-safe CSV writer and reader lives in analysis.files; exported here for the writers.
+ExportError = RunFileError
 
 
 # --------------------------------------------------------------------------- run folder

@@ -24,7 +24,6 @@ reads a codebook as seed themes.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 import uuid
@@ -40,6 +39,7 @@ import pandas as pd
 from analysis import __version__
 from analysis.export import ExportError, RunFolder, read_run, split_list, write_zip
 from analysis.export.codebook import seeds_by_id, theme_definition
+from analysis.files import sha256_file
 from analysis.schema import CORE_COLUMNS, LANGUAGES, NO_PERSONA, STATUS_EMPTY, STATUS_OK, UNDETERMINED
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
@@ -381,10 +381,6 @@ def _flatten(value, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield prefix, ", ".join(shown)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def run_parameters(run: RunFolder) -> str:
     """The run's parameters as text: the manifest when there is one, else what the folder says."""
     counts = run.assignments["status"].value_counts().sort_index()
@@ -404,7 +400,7 @@ def run_parameters(run: RunFolder) -> str:
         if key in run.persona_report:
             lines.append(f"personas.{key}: {run.persona_report[key]}")
     for name in ("assignments.csv", "themes.csv"):
-        lines.append(f"sha256 {name}: {_sha256(run.path / name)}")
+        lines.append(f"sha256 {name}: {sha256_file(run.path / name)}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,6 @@ a second fence. The report holds no timestamp: the same run folder gives the sam
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.files import sha256_file
 from analysis.stats import contingency_tests, structure_strength
 from analysis.export.html import (
     absent,
@@ -755,7 +755,7 @@ def method_section(run: RunFolder, shelf: FigureShelf) -> Markup:
 def _file_check(path: Path, recorded) -> Markup:
     if not path.is_file():
         return element("span", "missing", class_="under")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     return Markup("matches") if digest == recorded else element("span", "changed since the run", class_="over")
 
 
