@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from analysis.embed import get_embedder
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
-from analysis.export import write_csv
+from analysis.files import write_csv
 from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
                                write_vectors)
 from analysis.overrides import apply_overrides, load_overrides
@@ -491,39 +492,36 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    # A note starting with =, +, - or @ must never become a spreadsheet formula.
-    return write_csv(frame, path)
-
-
 def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
     """Write the run's tables and figures under ``out_dir``; return what was written."""
     from analysis import plots
 
     out_dir = Path(out_dir)
+    # One dialect for every table, recorded in the manifest's config ([output] csv_dialect).
+    csv = partial(write_csv, dialect=result.config.output.csv_dialect if result.config else None)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    written["assignments"] = _csv(result.assignments, out_dir / "assignments.csv")
+    written["assignments"] = csv(result.assignments, out_dir / "assignments.csv")
     themes = result.themes.copy()
     themes["keywords"] = themes["keywords"].map(lambda words: "; ".join(words))
     themes["representative_note_ids"] = themes.pop("quote_ids").map(lambda ids: "; ".join(ids))
-    written["themes"] = _csv(themes, out_dir / "themes.csv")
+    written["themes"] = csv(themes, out_dir / "themes.csv")
     # Always written, with its header when no new themes were sought (the seeds took every note),
     # so a run folder has the same files whatever the notes.
     k_selection = result.k_selection if len(result.k_selection.columns) else pd.DataFrame(
         columns=["k", "modularity", "smallest_theme", "chosen"])
-    written["k_selection"] = _csv(k_selection, out_dir / "k_selection.csv")
+    written["k_selection"] = csv(k_selection, out_dir / "k_selection.csv")
     if result.persona_theme is not None:
-        written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
-        written["persona_needs"] = _csv(result.persona_needs, out_dir / "persona_needs.csv")
-        written["trace"] = _csv(result.trace, out_dir / "trace.csv")
+        written["persona_theme"] = csv(result.persona_theme, out_dir / "persona_theme.csv")
+        written["persona_needs"] = csv(result.persona_needs, out_dir / "persona_needs.csv")
+        written["trace"] = csv(result.trace, out_dir / "trace.csv")
         if result.site_theme is not None:
-            written["site_theme"] = _csv(result.site_theme, out_dir / "site_theme.csv")
+            written["site_theme"] = csv(result.site_theme, out_dir / "site_theme.csv")
         written["persona_report"] = _json(result.persona_report, out_dir / "persona_report.json")
         written.update(_persona_summaries(result, out_dir / "personas"))
     if result.breakdowns is not None:
-        written["breakdowns"] = _csv(result.breakdowns, out_dir / "breakdowns.csv")
+        written["breakdowns"] = csv(result.breakdowns, out_dir / "breakdowns.csv")
     written.update(write_run_inputs(result, out_dir))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
