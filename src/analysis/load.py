@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.files import yaml_error_place
-from analysis.schema import CORE_COLUMNS, LANGUAGES, STATUS_EMPTY, STATUS_OK, UNDETERMINED
-from analysis.text import detect_language, split_sentences
+from analysis.schema import CORE_COLUMNS, STATUS_EMPTY, STATUS_OK, UNDETERMINED
+from analysis.text import normalise_language, resolve_languages, split_sentences  # noqa: F401 (normalise_language: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,6 @@ FLAG_HIDDEN_SHEET = "hidden_sheet"
 
 #: Core columns the loader fills itself; an input column with one of these names is renamed.
 _GENERATED_COLUMNS = frozenset(CORE_COLUMNS) - {"note_id", "text", "lang"}
-
-_LANG_ALIASES = {
-    "nb": ("nb", "nob", "no", "nor", "bokmål", "bokmal", "norsk", "norwegian"),
-    "nn": ("nn", "nno", "nynorsk"),
-    "sv": ("sv", "swe", "svenska", "svensk", "swedish"),
-    "da": ("da", "dan", "dansk", "danish"),
-    "en": ("en", "eng", "english", "engelsk", "engelska"),
-}
-_LANG_CODES = {alias: code for code, aliases in _LANG_ALIASES.items() for alias in aliases}
 
 #: Headers taken as the notes' text without a [columns] mapping (compared lower-cased).
 TEXT_HEADERS = ("text", "tekst", "texten", "teksten", "note", "notes", "notat", "notater", "notatet",
@@ -678,38 +669,18 @@ def _read_document(source: _Source) -> _FileNotes:
 # --------------------------------------------------------------------------- languages
 
 
-def normalise_language(value: str) -> str | None:
-    """Our code for a language as people write it ("Bokmål", "swe", "sv-SE"); None if unknown."""
-    value = value.strip().lower().replace("_", "-")
-    return _LANG_CODES.get(value) or _LANG_CODES.get(value.split("-")[0])
-
-
 def _resolve_languages(records: list[dict]) -> None:
-    """Given language, else detected, else the file's majority, else undetermined."""
-    pending = []
-    for record in records:
-        given = record.pop("_lang_given", "")
-        given_by = record.pop("_lang_given_by", "column")
-        code = normalise_language(given) if given.strip() else None
-        if code:
-            record["lang"], record["lang_source"] = code, given_by
-            continue
-        if given.strip() and given.strip().lower() != UNDETERMINED:
+    """Given language, else detected, else the file's majority, else undetermined (text.resolve_languages)."""
+    given = [record.pop("_lang_given", "") for record in records]
+    given_by = [record.pop("_lang_given_by", "column") for record in records]
+    lang, source, unknown = resolve_languages(given, [r["text"] for r in records],
+                                              [r["status"] == STATUS_OK for r in records],
+                                              [""] * len(records), given_by)
+    for record, code, found, flag in zip(records, lang, source, unknown):
+        if code != UNDETERMINED:  # a record keeps "und"/"undetermined" as _record made it
+            record["lang"], record["lang_source"] = code, found
+        if flag:
             record["flags"].append(FLAG_UNKNOWN_LANG)
-        if record["status"] == STATUS_OK:
-            pending.append(record)
-    for record, (code, _) in zip(pending, detect_language([r["text"] for r in pending])):
-        if code != UNDETERMINED:
-            record["lang"], record["lang_source"] = code, "detected"
-    majority = _majority_language(records)
-    for record in pending:
-        if record["lang"] == UNDETERMINED and majority:
-            record["lang"], record["lang_source"] = majority, "file_majority"
-
-
-def _majority_language(records: list[dict]) -> str | None:
-    counts = Counter(r["lang"] for r in records if r["lang"] in LANGUAGES)
-    return min(counts, key=lambda code: (-counts[code], code)) if counts else None
 
 
 # --------------------------------------------------------------------------- the frame

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,24 +38,12 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.neighbors import kneighbors_graph
 from threadpoolctl import threadpool_limits
 
-from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
+from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED, SeedTheme  # noqa: F401
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
     return matrix / np.where(norms == 0, 1.0, norms)
-
-
-@dataclass(frozen=True)
-class SeedTheme:
-    id: str
-    name: str
-    description: str
-    examples: tuple[str, ...] = ()
-
-    def texts(self) -> list[str]:
-        """What represents the theme in embedding space: name, description, examples."""
-        return [self.name, self.description, *self.examples]
 
 
 # --- group centring ---------------------------------------------------------------------
@@ -700,9 +687,13 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     if not path.is_file():
         raise SeedFileError(f"{path}: seed-theme file not found. Check --seed-themes or [paths] seed_themes.")
     if path.suffix.lower() in (".qdc", ".qdpx"):  # a REFI-QDA codebook, e.g. exported by NVivo
-        from analysis.export.refi import read_qdc
+        from analysis.exchange.refi import read_qdc
+        from analysis.files import RunFileError
 
-        return read_qdc(path)
+        try:
+            return read_qdc(path)
+        except RunFileError as error:
+            raise SeedFileError(str(error)) from None
     data, text = read_yaml(path, SeedFileError, "seed themes")
     if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
         raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes. "
