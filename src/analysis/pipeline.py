@@ -333,7 +333,7 @@ def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) ->
     Measured as ``analysis evaluate`` measures: the model's own assignments, without the
     overrides (``model_only``), with the run's seed file and persona file.
     """
-    from analysis.evaluate import EvaluationError, gold_agreement, measured_inputs
+    from analysis.metrics import EvaluationError, gold_agreement, measured_inputs
 
     notes = result.notes
     if "gold_theme" not in notes.columns:
