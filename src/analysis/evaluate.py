@@ -30,7 +30,7 @@ from analysis.metrics import (  # noqa: F401 (the agreement measures, here for e
     UNASSIGNED, OFF_TOPIC_GOLD, GUIDED_STATUSES, METRIC_KEYS, EvaluationError, OVERRIDES_NOT_APPLIED,
     EvaluationReport, measured_inputs, measured_lines, per_theme_recall, cluster_metrics, guided_metrics,
     persona_id_key, persona_metrics, gold_agreement, recall_table, assignment_crosstab, assignment_agreement,
-    matched_themes, _gold_series, _round)
+    matched_themes, _gold_series, _round, _sklearn_metrics)
 from analysis.schema import GOLD_PREFIX, STATUS_OK
 
 
@@ -72,20 +72,24 @@ def theme_fit_inputs(result, embedder=None) -> dict:
     (the notes' word and character overlap with each seed theme), as ``pipeline.run`` passes them.
 
     Pass the result to ``stability_across_seeds``/``bootstrap_stability`` as
-    ``**theme_fit_inputs(result, embedder)`` with ``result.vectors``. A run with seed themes
+    ``**theme_fit_inputs(result, embedder)`` with ``result.vectors``. A result of ``pipeline.run``
+    keeps them (``RunResult.fit_inputs``); for one without (built by hand), a run with seed themes
     needs the embedder (``pipeline.build_embedder(config)``) to rebuild the seed prototypes.
     """
-    from analysis.explore import centre_groups
     from analysis.lexical import seed_lexical_scores
     from analysis.themes import seed_prototypes
 
+    if result.fit_inputs:  # kept by pipeline.run: exactly what the model saw
+        return dict(result.fit_inputs)
+    analysable = result.notes[result.notes["status"].eq(STATUS_OK)]
+    columns = [c for c in (result.model.centre_by or ()) if c in result.notes.columns]
+    groups = analysable[columns].reset_index(drop=True)
     if not result.seeds:
-        return {"groups": centre_groups(result), "seed_vectors": None, "seed_ids": None, "seed_lexical": None}
+        return {"groups": groups, "seed_vectors": None, "seed_ids": None, "seed_lexical": None}
     if embedder is None:
         raise ValueError("This run used seed themes; pass embedder=pipeline.build_embedder(config) so that "
                          "their prototypes can be rebuilt.")
-    analysable = result.notes[result.notes["status"].eq(STATUS_OK)]
-    return {"groups": centre_groups(result),
+    return {"groups": groups,
             "seed_vectors": seed_prototypes(result.seeds, embedder),
             "seed_ids": [seed.id for seed in result.seeds],
             "seed_lexical": seed_lexical_scores(analysable["text"].tolist(), analysable["lang"].tolist(),
@@ -130,7 +134,7 @@ def stability_across_seeds(model, vectors, *, groups: pd.DataFrame | None = None
               for state in states]
     rows = [{"run_a": i + 1, "run_b": j + 1, "random_state_a": states[i], "random_state_b": states[j],
              "themes_a": _n_themes(labels[i]), "themes_b": _n_themes(labels[j]),
-             "ari": _round(adjusted_rand_score(labels[i], labels[j]))}
+             "ari": _round(_sklearn_metrics().adjusted_rand_score(labels[i], labels[j]))}
             for i in range(n_runs) for j in range(i + 1, n_runs)]
     return pd.DataFrame(rows)
 
@@ -168,5 +172,5 @@ def bootstrap_stability(model, vectors, *, groups: pd.DataFrame | None = None, s
         labels = _fitted_labels(model, vectors[drawn], sample_groups, seed_vectors, seed_ids, sample_lexical)
         distinct, first = np.unique(drawn, return_index=True)
         rows.append({"resample": resample, "distinct_notes": int(len(distinct)), "themes": _n_themes(labels),
-                     "ari": _round(adjusted_rand_score(reference[distinct], labels[first]))})
+                     "ari": _round(_sklearn_metrics().adjusted_rand_score(reference[distinct], labels[first]))})
     return pd.DataFrame(rows)
