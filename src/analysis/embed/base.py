@@ -34,6 +34,20 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class CorpusFittedEmbedder(Embedder, Protocol):
+    """A backend that must see the corpus before it encodes (TF-IDF learns its vocabulary): the
+    optional ``fit`` of the protocol. The pipeline calls it once, on the texts it will encode."""
+
+    def fit(self, texts: Sequence[str]) -> "CorpusFittedEmbedder":
+        ...
+
+
+def fits_on_corpus(embedder) -> bool:
+    """Whether ``embedder`` declares the optional ``fit`` (CorpusFittedEmbedder)."""
+    return isinstance(embedder, CorpusFittedEmbedder)
+
+
 _REGISTRY: dict[str, Callable[..., Embedder]] = {}
 
 
