@@ -1,6 +1,6 @@
 """A reproduction bundle: what a partner needs to repeat a run on another machine.
 
-Embedding vectors differ in their last bits from one CPU to another (see the README's
+Embedding vectors differ in their last bits from one CPU to another (see docs/reproducing.md,
 "Reproducing our numbers"), so a partner who re-embeds the notes gets slightly other vectors.
 A bundle carries the run's own vectors, so ``analysis verify --bundle`` repeats the run from
 exactly the vectors we used. It holds:

@@ -148,7 +148,7 @@ def config_text(project: Project) -> str:
 notes = {_toml(project.notes)}   # files or folders: CSV/TSV/XLSX notes, Markdown/TXT documents
 seed_themes = {_toml(project.seed_themes)}   # your codebook, YAML `themes: [{{id, name, description}}]` or .qdc; "" for none
 personas = {_toml(project.personas)}         # your personas, YAML `personas: [{{id, name, description, needs}}]`; "" for none
-overrides = "overrides.yml"  # create it when you first disagree with the model (see the README)
+overrides = "overrides.yml"  # create it when you first disagree with the model (docs/cli.md)
 out = "{OUT_NAME}"                  # tables, figures, report inputs, manifest.json
 cache = ""                   # embedding cache; "" puts it in {OUT_NAME}/cache
 

