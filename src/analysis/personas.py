@@ -36,6 +36,12 @@ from analysis.text import normalise, split_sentences
 
 log = logging.getLogger(__name__)
 
+
+def persona_order(ids) -> list[str]:
+    """Persona ids sorted, each once, with ``none`` last so the named personas sit together
+    (figures, tables and the report show them in this order)."""
+    return sorted(set(ids), key=lambda persona: (persona == NO_PERSONA, persona))
+
 METHOD_TAG = "tag"
 METHOD_TAG_UNKNOWN = "tag_unknown"
 METHOD_MENTION = "mention"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +23,8 @@ import pandas as pd
 
 from analysis.export import ExportError, RunFolder, read_run
 from analysis.files import sha256_file
-from analysis.stats import contingency_tests, structure_strength
+from analysis.personas import persona_order as _persona_order
+from analysis.stats import RESIDUAL_MARK, contingency_tests, structure_strength
 from analysis.export.html import (
     absent,
     bullet_list,
@@ -42,8 +43,6 @@ from analysis.export.html import (
     table,
 )
 
-#: |adjusted residual| at or above this is marked ▲/▼, as in the heatmap (plots.RESIDUAL_MARK).
-RESIDUAL_MARK = 2.0
 N_QUOTES = 3
 SITE_NAMES = {"baerum": "Bærum", "mariestad": "Mariestad"}
 LANGUAGE_NAMES = {"nb": "Norwegian Bokmål", "nn": "Norwegian Nynorsk", "sv": "Swedish", "da": "Danish",
@@ -328,11 +327,6 @@ def _cell(count, residual, small) -> Markup:
     text = fmt(count) + (f" {mark}" if mark else "") + (" †" if small else "")
     title = f"adjusted residual {fmt(residual, 2)}" + ("; expected count below 5" if small else "")
     return element("span", text, title=title, class_={"▲": "over", "▼": "under"}.get(mark))
-
-
-def _persona_order(ids: Iterable[str]) -> list[str]:
-    ids = sorted(set(ids))
-    return [i for i in ids if i != "none"] + (["none"] if "none" in ids else [])
 
 
 def _theme_labels(run: RunFolder) -> dict[str, str]:
