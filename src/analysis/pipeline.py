@@ -148,11 +148,9 @@ def build_embedder(config: Config, progress: bool = True, out_dir=None, use_cach
 
 
 def theme_model_from_config(config: Config) -> ThemeModel:
-    t = config.themes
-    return ThemeModel(n_themes=t.n_themes, min_k=t.min_k, max_k=t.max_k, centre_by=t.centre_by,
-                      seed_threshold=t.seed_threshold, secondary_margin=t.secondary_margin,
-                      min_theme_size=t.min_theme_size, random_state=t.random_state,
-                      max_fit_notes=t.max_fit_notes)
+    # Every [themes] key that is a ThemeModel parameter, by name (n_keywords, n_quotes are the labels').
+    shared = set(ThemeModel._get_param_names()) & {f.name for f in dataclasses.fields(config.themes)}
+    return ThemeModel(**{name: getattr(config.themes, name) for name in sorted(shared)})
 
 
 #: The stages ``run`` reports to ``on_stage``, in order (``write_outputs`` adds "tables", "figures", "manifest").

@@ -38,7 +38,10 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.neighbors import kneighbors_graph
 from threadpoolctl import threadpool_limits
 
+from analysis.config import ThemesConfig
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED, SeedTheme  # noqa: F401
+
+_DEFAULTS = ThemesConfig()
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -284,10 +287,12 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     placed by the fit's own rule (see ``_place``), so time and memory grow linearly.
     """
 
-    def __init__(self, n_themes=None, min_k=2, max_k=20, centre_by=("lang", "source_type"),
-                 seed_threshold=0.08, secondary_margin=0.02, min_theme_size=3,
-                 n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000,
-                 refine_share=0.5, lexical_weight="agreement"):
+    # The defaults a config can set are the config's (config.ThemesConfig, their one home).
+    def __init__(self, n_themes=_DEFAULTS.n_themes, min_k=_DEFAULTS.min_k, max_k=_DEFAULTS.max_k,
+                 centre_by=_DEFAULTS.centre_by, seed_threshold=_DEFAULTS.seed_threshold,
+                 secondary_margin=_DEFAULTS.secondary_margin, min_theme_size=_DEFAULTS.min_theme_size,
+                 n_neighbors=None, n_refine=3, random_state=_DEFAULTS.random_state,
+                 max_fit_notes=_DEFAULTS.max_fit_notes, refine_share=0.5, lexical_weight="agreement"):
         self.n_themes = n_themes
         self.min_k = min_k
         self.max_k = max_k
