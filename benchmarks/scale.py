@@ -284,8 +284,8 @@ def _write_documents(n_units: int, folder: Path, templates, composer: NoteCompos
 
 # --------------------------------------------------------------------------- measuring
 
-STEPS = ("load", "mask", "embed", "seeds", "lexical", "themes", "overrides", "labels", "personas", "breakdowns",
-         "evaluate", "tables", "figures", "manifest")
+STEPS = ("load", "mask", "embed", "seeds", "lexical", "themes", "learn", "overrides", "review", "labels", "personas",
+         "breakdowns", "evaluate", "tables", "figures", "manifest")
 
 
 def _status_mb(field_name: str) -> float:

@@ -162,15 +162,15 @@ def test_the_examples_files_never_reach_a_run_on_other_notes(project, tmp_path, 
     assert not _leaks(_texts(tmp_path), _example_strings())
 
 
-def test_notebook_02_runs_on_the_users_config(project, first_hour, tmp_path):
+@pytest.mark.parametrize("name", ["02-themes.ipynb", "06-review-loop.ipynb"])
+def test_notebooks_02_and_06_run_on_the_users_config(project, first_hour, tmp_path, name):
     environment = {**os.environ, "ANALYSIS_CONFIG": str(project / "analysis.toml")}
     command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                "--ExecutePreprocessor.timeout=900", "--output-dir", str(tmp_path),
-               str(ROOT / "notebooks" / "02-themes.ipynb")]
+               str(ROOT / "notebooks" / name)]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=1200)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    executed = json.loads((tmp_path / "02-themes.ipynb").read_text(encoding="utf-8"))
-    outputs = {"02-themes.ipynb": json.dumps([cell.get("outputs", []) for cell in executed["cells"]],
-                                             ensure_ascii=False)}
-    assert "Papir og blanketter" in outputs["02-themes.ipynb"]
+    executed = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+    outputs = {name: json.dumps([cell.get("outputs", []) for cell in executed["cells"]], ensure_ascii=False)}
+    assert "Papir og blanketter" in outputs[name]
     assert not _leaks(outputs, _example_strings())

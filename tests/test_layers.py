@@ -21,9 +21,10 @@ LAYERS = (
      "analysis.embed.st", "analysis.embed.tfidf", "analysis.embed.transformer"},
     # L2: reading inputs (notes, exchange files), manifests (pure build/compare)
     {"analysis.load", "analysis.exchange", "analysis.exchange.refi", "analysis.manifest"},
-    # L3: the stages' own work: themes, words, labels, overrides, statistics, agreement, personas
-    {"analysis.themes", "analysis.lexical", "analysis.labels", "analysis.overrides", "analysis.stats",
-     "analysis.metrics", "analysis.personas", "analysis.breakdowns"},
+    # L3: the stages' own work: themes, words, labels, overrides, learning from confirmed notes and the
+    # review queue, statistics, agreement, personas
+    {"analysis.themes", "analysis.lexical", "analysis.labels", "analysis.overrides", "analysis.learn",
+     "analysis.review", "analysis.stats", "analysis.metrics", "analysis.personas", "analysis.breakdowns"},
     # L4: the one path (pipeline), its measurement (evaluate), and the figures of a result
     # (plots sits here while write_outputs lives in pipeline)
     {"analysis.plots", "analysis.pipeline", "analysis.evaluate"},

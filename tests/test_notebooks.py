@@ -19,7 +19,7 @@ from analysis.explore import has_contact_details
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01-explore-notes.ipynb", "02-themes.ipynb", "03-personas.ipynb", "04-reproduce-and-evaluate.ipynb",
-            "05-export.ipynb"]
+            "05-export.ipynb", "06-review-loop.ipynb"]
 #: Cells whose output is removed on commit (see notebooks/README.md): figures and progress bars.
 STRIP_TAG = "strip-output"
 #: A committed notebook above this size almost certainly carries images or a huge table.
@@ -174,7 +174,7 @@ DEVSET = next((parent / "shared" / "devsets" / "youth_leisure" for parent in ROO
 
 
 @pytest.mark.skipif(DEVSET is None, reason="../shared/devsets/youth_leisure is not next to the repository")
-@pytest.mark.parametrize("name", ["02-themes.ipynb", "03-personas.ipynb"])
+@pytest.mark.parametrize("name", ["02-themes.ipynb", "03-personas.ipynb", "06-review-loop.ipynb"])
 def test_notebooks_run_on_another_corpus_from_its_config(tmp_path, name):
     """Point ANALYSIS_CONFIG at a devset's config (files used where they are, never copied): no cell fails."""
     import os

@@ -6,8 +6,12 @@ This test stands in for that machine: every vector (notes, seed themes, personas
 Gaussian noise of σ = 1e-4, renormalised, the same noise for the same text, and the example
 corpus is run as `make run` and notebook 02 run it.
 
-MARKED other_machine: it passes only once the theme model is stable under such noise (the lead's
-rewrite of themes.py for issue 15). On main at 7a6d9f5 it fails on the theme counts.
+At sigma 1e-4 the key numbers hold (since the fit of 2026-12-03: additive group offsets and a
+smooth refinement of the seed prototypes), and this runs in `make test`. At sigma 4e-4, the level
+measured for another CPU, they do not yet: on 2 draws make-run moved 29 and 7 notes (2 changed
+status) and the summary's modularity and similarity threshold change in their last printed
+digits; the inductive run moved 219 and 638 notes (k 9 or 11). That case is marked other_machine
+and runs only with `make test-machines` (issue 15 point 3 stays open for it).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from analysis.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 1e-4
 
-pytestmark = [pytest.mark.other_machine, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
+MEASURED_SIGMA = 4e-4   # another CPU's deviation (README, "Reproducing our numbers")
 
 
 class OtherMachine:
@@ -53,12 +58,14 @@ def _key_numbers(result) -> dict:
             if len(result.k_selection) else None}
 
 
+@pytest.mark.parametrize("sigma", [SIGMA, pytest.param(MEASURED_SIGMA, marks=pytest.mark.other_machine)])
 @pytest.mark.parametrize("run", ["make-run", "notebook-02-inductive"])
-def test_another_machines_vectors_give_the_same_key_numbers(run):
+def test_another_machines_vectors_give_the_same_key_numbers(run, sigma):
     paths = {"seed_themes": "", "personas": ""} if run == "notebook-02-inductive" else {}
     config = load_config(ROOT / "analysis.toml", paths=paths)
     here = pipeline.run(config, progress=False)
-    there = pipeline.run(config, progress=False, embedder=OtherMachine(pipeline.build_embedder(config, progress=False)))
+    there = pipeline.run(config, progress=False,
+                         embedder=OtherMachine(pipeline.build_embedder(config, progress=False), sigma=sigma))
     deviation = np.abs(there.vectors.astype(np.float64) - here.vectors).mean()
-    assert 5e-5 < deviation < 2e-4  # the noise really is there, at σ = 1e-4
+    assert 0.5 * sigma < deviation < 2 * sigma  # the noise really is there
     assert _key_numbers(there) == _key_numbers(here)

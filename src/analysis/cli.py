@@ -235,11 +235,16 @@ def evaluate(
     no_personas: Annotated[bool, typer.Option("--no-personas", help="Measure without personas.")] = False,
     gold_persona: Annotated[Optional[str], typer.Option("--gold-persona", help="Column with gold persona ids.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    overrides_file: Annotated[Optional[Path], typer.Option(
+        "--overrides", help="Measure the model after learning from this overrides file, on the notes it does "
+                            "not pin or exclude. Default: no overrides.")] = None,
 ) -> None:
     """Measure agreement with gold labels. The gold columns are removed before the model runs.
 
     The model is measured as it is, without the overrides file, with the seed themes and
     personas named here or else the config's; the output says which (as evaluation.json does).
+    With --overrides FILE it is measured after learning from FILE, on the notes FILE does not
+    pin or exclude.
     """
     from analysis import evaluate as evaluation
 
@@ -249,7 +254,8 @@ def evaluate(
         report = evaluation.evaluate_run(cfg, gold_column=gold, notes_paths=notes,
                                          gold_persona_column=gold_persona,
                                          seed_themes_path=None if no_seed_themes else seed_themes,
-                                         personas_path=None if no_personas else personas)
+                                         personas_path=None if no_personas else personas,
+                                         overrides_path=overrides_file)
     if as_json:
         typer.echo(json.dumps(report.record(gold, gold_persona), ensure_ascii=False, sort_keys=True))
         return
@@ -261,6 +267,61 @@ def evaluate(
     typer.echo("per-theme recall (after optimal matching):")
     for theme, recall in (report.metrics.get("per_theme_recall") or {}).items():
         typer.echo(f"  {theme:<28} {recall}")
+
+
+@app.command()
+def review(
+    config: ConfigOption = Path("analysis.toml"),
+    notes: NotesOption = None,
+    seed_themes: SeedOption = None,
+    personas: PersonasOption = None,
+    overrides_file: Annotated[Optional[Path], typer.Option(
+        "--overrides", help="The overrides file to learn from and to write to. Default: [paths] overrides.")] = None,
+    n: Annotated[int, typer.Option("--n", help="How many notes to list.")] = 20,
+    accept: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--accept", help="NOTE_ID THEME: pin the note to the theme in the overrides file (a theme id that "
+                         "does not exist yet creates the theme) and stop.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="With --accept: the name of a new theme.")] = None,
+) -> None:
+    """List the notes whose decision would teach the model most, or record one decision.
+
+    Each row shows the theme the model suggests and its runner-up (probabilities), and why the
+    note is asked about. To decide a note, write one line under pin: in the overrides file,
+    `- {note: NOTE_ID, theme: THEME}` (or under exclude: for a note of no theme), or let
+    `analysis review --accept NOTE_ID THEME` write it; the next run learns from it.
+    """
+    from analysis import pipeline
+    from analysis.review import add_pin, review_queue
+
+    _log_masked()
+    with _exit_on_user_error():
+        cfg = load_config(config)
+        _log_masked(cfg)
+        chosen, _ = pipeline.reference_files(cfg, notes, seed_themes, personas, overrides_file)
+        if accept:
+            if chosen["overrides"] is None:
+                raise ConfigError("no overrides file to write to: pass --overrides FILE.")
+            line = add_pin(chosen["overrides"], accept[0], accept[1], name)
+            typer.echo(f"{chosen['overrides']}: pin {line}")
+            return
+        result = pipeline.run(cfg, notes_paths=notes, seed_themes_path=seed_themes, personas_path=personas,
+                              overrides_path=overrides_file, progress=False)
+    if result.learning is None:
+        typer.echo("no analysable notes or themes: nothing to review")
+        return
+    analysable = result.notes["status"].eq("ok").to_numpy()
+    queue = review_queue(result.notes[analysable], result.model.centre(
+        result.vectors, result.notes.loc[analysable, [c for c in cfg.themes.centre_by if c in result.notes.columns]]),
+        result.learning, result.model.status_, n=n)
+    from analysis.review import confirmed_counts_line
+
+    typer.echo(confirmed_counts_line(result.learning))
+    for row in queue.itertuples(index=False):
+        text = " ".join(str(row.text).split())
+        typer.echo(f"{row.rank:>3}  {row.note_id}  {row.theme_id} {row.theme_score:.2f} | "
+                   f"{row.runner_up_theme_id} {row.runner_up_score:.2f}  ({row.reason})")
+        typer.echo(f"     {text[:160]}")
+    typer.echo("decide a note: analysis review --accept NOTE_ID THEME  (or a line under pin: in the overrides file)")
 
 
 @app.command()

@@ -64,7 +64,7 @@ class ThemesConfig:
     random_state: int = 0
     n_themes: int | None = None
     min_k: int = 2
-    max_k: int = 20
+    max_k: int | None = None    # None: follows the corpus size (themes.default_max_k)
     centre_by: tuple[str, ...] = ("lang", "source_type")
     seed_threshold: float = 0.08
     secondary_margin: float = 0.02

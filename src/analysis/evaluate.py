@@ -36,12 +36,13 @@ from analysis.schema import GOLD_PREFIX, STATUS_OK
 
 def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=None,
                  gold_persona_column: str | None = None, embedder=None, seed_themes_path=None,
-                 personas_path=None) -> EvaluationReport:
+                 personas_path=None, overrides_path=None) -> EvaluationReport:
     """Run the model on the notes with their gold columns removed and compare it with them.
 
     The model is measured without overrides, with ``seed_themes_path`` and ``personas_path``
     when given, else the config's (set them to "" in the config for none); the report's
-    ``measured`` says which.
+    ``measured`` says which. With ``overrides_path``, the model first learns from that file
+    (``analysis.learn``) and only the notes it does not pin or exclude are scored.
     """
     from analysis import pipeline
 
@@ -54,12 +55,26 @@ def evaluate_run(config: Config, gold_column: str = "gold_theme", notes_paths=No
     blind = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX) or c in
                                 {gold_column, gold_persona_column}])
     result = pipeline.run(config, notes=blind, notes_paths=notes_paths, embedder=embedder, progress=False,
-                          seed_themes_path=seed_themes_path, personas_path=personas_path)
-    report = gold_agreement(notes, result.assignments, gold_column, gold_persona_column,
+                          seed_themes_path=seed_themes_path, personas_path=personas_path,
+                          overrides_path=overrides_path)
+    decided = decided_notes(overrides_path) if overrides_path else set()
+    scored = notes[~notes["note_id"].astype(str).isin(decided)].reset_index(drop=True)
+    report = gold_agreement(scored, result.assignments, gold_column, gold_persona_column,
                             guided=bool(result.seeds), personas=result.persona_links is not None)
     report.measured = measured_inputs(result.config.paths.seed_themes, "named" if seed_themes_path else "config",
                                       result.config.paths.personas, "named" if personas_path else "config")
+    if overrides_path:
+        report.measured["overrides"] = (f"learnt from {overrides_path}; scored on the {len(scored)} notes it "
+                                        f"does not pin or exclude ({len(notes) - len(scored)} left out)")
     return report
+
+
+def decided_notes(overrides_path) -> set[str]:
+    """The note ids an overrides file pins or excludes: the analyst's answers, never scored."""
+    from analysis.overrides import load_overrides
+
+    overrides = load_overrides(overrides_path)
+    return {str(entry["note"]) for entry in (*overrides.pin, *overrides.exclude)}
 
 
 # --------------------------------------------------------------------------- stability

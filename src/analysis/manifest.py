@@ -157,6 +157,8 @@ def build_manifest(result, written: dict[str, Path], out_dir: Path) -> dict:
                    "status": {k: int(v) for k, v in result.assignments["status"].value_counts().sort_index().items()},
                    "themes": int(len(result.themes))},
         "vectors": _vector_record(result),
+        # Which columns the themes were centred on, and where their values came from (issue 12).
+        "centring": getattr(result, "centring", None) or {},
         "outputs": output_files(written, Path(out_dir)),
         # The run's own seed codebook and personas, inside the run folder: what exports read.
         "run_inputs": {key.removeprefix("run_inputs:"): Path(path).relative_to(out_dir).as_posix()

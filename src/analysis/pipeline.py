@@ -30,7 +30,9 @@ from analysis.load import load_notes, require_notes
 from analysis.files import write_csv
 from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
                                write_vectors)
+from analysis.learn import learn, seed_example_vectors
 from analysis.overrides import apply_overrides, load_overrides
+from analysis.review import QUEUE_COLUMNS, QUEUE_SIZE, confirmed_counts_line, review_queue
 from analysis.personas import load_personas, without_persona_columns
 from analysis.privacy import Masker, mask_frame, summarise
 from analysis.stats import structure_strength
@@ -78,6 +80,9 @@ class RunResult:
     #: What the ThemeModel was fitted on besides ``vectors``: groups (centre_by columns of the analysable
     #: notes, in vector order), seed_vectors, seed_ids, seed_lexical (None without seed themes).
     fit_inputs: dict = field(default_factory=dict)
+    centring: dict = field(default_factory=dict)       # centring_report: what the themes were centred on
+    review_queue: pd.DataFrame | None = None   # analysis.review: the notes whose decision teaches most
+    learning: dict | None = None               # analysis.learn.learn's result: confirmed notes per theme
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -154,8 +159,8 @@ def theme_model_from_config(config: Config) -> ThemeModel:
 
 
 #: The stages ``run`` reports to ``on_stage``, in order (``write_outputs`` adds "tables", "figures", "manifest").
-STAGES = ("load", "mask", "embed", "seeds", "lexical", "themes", "overrides", "labels", "personas", "breakdowns",
-          "evaluate")
+STAGES = ("load", "mask", "embed", "seeds", "lexical", "themes", "learn", "overrides", "review", "labels",
+          "personas", "breakdowns", "evaluate")
 
 
 def _stage_hook(on_stage: Callable[[str], AbstractContextManager] | None):
@@ -233,6 +238,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
     model_only = None
+    overrides = None
     if override_path and not override_path.exists():
         # The file is optional: an analyst creates it when they first disagree with the model.
         log.info("no overrides file at %s; nothing to override", override_path)
@@ -242,6 +248,18 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         overrides = load_overrides(override_path)
         inputs["overrides"] = [override_path]
         config = _with_paths(config, overrides=_as_config_path(override_path, config))
+    # --- learning from the analyst (analysis.learn, issue 16): confirmed notes re-score the rest ---
+    learning = None
+    if analysable.any() and len(model.themes_):
+        with stage("learn"):
+            centred = model.centre(vectors, groups)
+            example_vectors, example_themes = seed_example_vectors(seeds, embedder)
+            learning = learn(model, centred, notes.loc[analysable, "note_id"].tolist(), overrides,
+                             seed_vectors=seed_vectors, examples=example_vectors, example_themes=example_themes,
+                             evidence=model.lexical_evidence(seed_lexical) if seeds else None)
+        names.update(learning["names"])
+    # --- end of learning ---
+    if overrides is not None:
         if analysable.any():
             with stage("overrides"):
                 applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
@@ -251,6 +269,12 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                 overrides_report = applied["report"]
 
     themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
+    queue = None
+    if learning is not None:
+        with stage("review"):
+            queue = review_queue(notes[analysable], centred, learning, model.status_, n=QUEUE_SIZE,
+                                 attributes=[c for c in notes.columns if c not in QUEUE_COLUMNS and c != "status"
+                                             and c != "status_reason" and not c.startswith(GOLD_PREFIX)])
     with stage("labels"):
         themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() \
             else _empty_themes()
@@ -260,7 +284,9 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                        config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs)
+                       notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
+                       centring=centring_report(notes[analysable], model, config.themes.centre_by),
+                       review_queue=queue, learning=learning)
 
     if persona_path:
         with stage("personas"):
@@ -278,6 +304,61 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
                                                                        "personas": bool(personas_path)})
     return result
+
+
+#: How a note's language was found (load's ``lang_source``), as the run summary says it.
+_LANG_ORIGINS = {"front_matter": "documents' front matter", "detected": "detected from the text",
+                 "file_majority": "the file's majority language"}
+
+
+def centring_report(notes: pd.DataFrame, model: ThemeModel, centre_by) -> dict:
+    """Which of ``[themes] centre_by`` the theme model centred on, where each column's values came
+    from (a column of the input and its header, the documents' front matter, a default), and why
+    any other was not used (not in the notes, or one value only)."""
+    fitted = list(getattr(model, "group_effects_", {}) or {})
+    centred, skipped = [], []
+    for column in centre_by or ():
+        if column in fitted:
+            centred.append({"column": column, "from": _column_origins(notes, column)})
+        elif column not in notes.columns or not len(notes):
+            skipped.append({"column": column, "why": "not in the notes"})
+        else:
+            values = sorted(notes[column].astype(str).unique())
+            skipped.append({"column": column, "why": f"one value only ({values[0]!r})" if len(values) == 1
+                            else "not used by the model"})
+    return {"centred_on": centred, "not_centred_on": skipped}
+
+
+def _column_origins(notes: pd.DataFrame, column: str) -> list[str]:
+    """Where the notes' values of ``column`` came from, most notes first."""
+    headers = notes.attrs.get("columns", {})
+    counts: dict[str, int] = {}
+    documents = notes["doc_id"].astype(str).ne("").to_numpy() if "doc_id" in notes.columns else np.zeros(len(notes), bool)
+    lang_source = notes["lang_source"].astype(str).to_numpy() if "lang_source" in notes.columns else None
+    for i, source_file in enumerate(notes["source_file"].astype(str)):
+        header = headers.get(source_file, {}).get(column)
+        if column == "lang" and lang_source is not None and lang_source[i] != "column":
+            origin = _LANG_ORIGINS.get(lang_source[i], lang_source[i])
+        elif header is not None:
+            origin = f"column {header!r}"
+        elif documents[i]:
+            origin = "documents' front matter"
+        elif column == "source_type":
+            origin = "'note' for table rows without a type column"
+        else:
+            origin = f"column {column!r}"
+        counts[origin] = counts.get(origin, 0) + 1
+    return sorted(counts, key=lambda origin: (-counts[origin], origin))
+
+
+def centring_line(centring: dict) -> str | None:
+    """``centred on: lang (column 'lang'; detected from the text), source_type (column 'type')``."""
+    if not centring:
+        return None
+    parts = [f"{entry['column']} ({'; '.join(entry['from'])})" for entry in centring.get("centred_on", [])]
+    line = "centred on: " + (", ".join(parts) if parts else "nothing")
+    skipped = [f"{entry['column']} ({entry['why']})" for entry in centring.get("not_centred_on", [])]
+    return line + (f"; not on {', '.join(skipped)}" if skipped else "")
 
 
 def name_forms(personas=(), names=()) -> list[str]:
@@ -584,6 +665,8 @@ def _write_tables(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written.update(_persona_summaries(result, out_dir / "personas"))
     if result.breakdowns is not None:
         written["breakdowns"] = csv(result.breakdowns, out_dir / "breakdowns.csv")
+    if result.review_queue is not None:
+        written["review_queue"] = csv(result.review_queue, out_dir / "review_queue.csv")
     written.update(write_run_inputs(result, out_dir))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
@@ -720,6 +803,9 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, no
         f"themes: {len(result.themes)} ({int(kinds.get('seed', 0))} seed, {int(kinds.get('new', 0))} new)",
         "notes per status: " + ", ".join(f"{k} {v}" for k, v in status.items()),
     ]
+    centred = centring_line(result.centring)
+    if centred:
+        lines.insert(len(lines) - 2, centred)
     strength = new_theme_structure(result.k_selection)
     if strength is not None:
         lines.append(f"new-theme structure: {strength.level} ({strength.sentence})")
@@ -741,5 +827,7 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, no
         for entry in result.overrides_report:
             if entry["state"] == "stale":
                 lines.append(f"  stale {entry['operation']}: {entry['detail']}")
+    if result.learning is not None:
+        lines.append(confirmed_counts_line(result.learning))
     lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
     return lines

@@ -529,6 +529,8 @@ def _setting(config: dict, section: str, key: str) -> str:
     value = (config.get(section) or {}).get(key)
     if key == "n_themes" and value is None:
         return "automatic (modularity)"
+    if key == "max_k" and value is None:
+        return "automatic (about √notes, at most 40)"
     return setting(value)
 
 
