@@ -15,8 +15,12 @@ on the cached vectors. ``--time`` also times one real round of ``pipeline.run`` 
 homecare_nordic (320 notes, embeddings cached) with a file of 5 pins per theme. ``--zero`` only
 compares, with no note confirmed, the ThemeModel's answer with the learner's (trained on the
 seed examples and descriptions alone), on every note (benchmarks/README.md, "Review loop").
+``--moves`` only counts, on the example corpus as notebook 02 runs it (``analysis.toml``, every
+note of data/raw, no personas), how many notes other than the decided ones change theme (or
+status) after a first decision: 1 pin, 1 exclusion, 4 pins (the closest calls, each pinned to
+its runner-up theme, as ``explore.example_overrides`` picks them).
 
-    .venv/bin/python benchmarks/review_loop.py [--shared ../shared] [--draws 3] [--time] [--zero]
+    .venv/bin/python benchmarks/review_loop.py [--shared ../shared] [--draws 3] [--time] [--zero] [--moves]
         [--out benchmarks/results/review_loop.json] [--figure benchmarks/results/review_loop.png]
 """
 
@@ -78,11 +82,9 @@ def one_round(data: dict, confirmed: dict[int, str]) -> tuple[np.ndarray, dict]:
     model = copy.deepcopy(data["model"])
     learning = learn(model, data["centred"], ids, overrides, seed_vectors=data["seed_vectors"],
                      examples=data["examples"], example_themes=data["example_themes"], evidence=data["evidence"])
-    if learning["applied"]:
-        predicted = np.asarray(learning["learner"].labels_, dtype=object)
-        predicted = np.where(predicted == EXCLUDED, NO_THEME, predicted)
-    else:  # nothing confirmed: the run's answer is the ThemeModel's own
-        predicted = np.where(model.status_ == "assigned", model.labels_, NO_THEME)
+    # The run's answer (the notes the decisions reach take the learner's theme, the rest keep the
+    # model's); a candidate new theme never matches a gold id, so it counts as no theme.
+    predicted = np.where(model.status_ == "assigned", model.labels_, NO_THEME)
     return predicted.astype(str), learning
 
 
@@ -165,6 +167,41 @@ def time_round(shared: Path, config) -> float:
         return time.perf_counter() - start
 
 
+def first_decisions(config) -> dict:
+    """Notes (other than the decided ones) whose theme or status changes after a first decision."""
+    import yaml
+
+    from analysis.pipeline import run
+
+    config = load_config(ROOT / "analysis.toml", paths={"personas": "", "overrides": ""})
+    base = run(config, progress=False)
+    themed = base.assignments[base.assignments["status"].isin(["assigned", "new_theme"])]
+    close = themed[themed["secondary_theme_id"].ne("")].sort_values(["theme_margin", "note_id"])
+    weakest = themed.sort_values(["theme_score", "note_id"]).iloc[0]["note_id"]
+    pins = [{"note": r.note_id, "theme": r.secondary_theme_id} for r in close.head(4).itertuples()]
+    cases = {"1 pin": {"pin": pins[:1]}, "1 exclusion": {"exclude": [{"note": weakest}]}, "4 pins": {"pin": pins},
+             "1 pin + 1 exclusion": {"pin": pins[:1], "exclude": [{"note": weakest}]}}
+    before = base.assignments.set_index("note_id")[["theme_id", "status"]]
+    out = {"notes": len(before)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, entries in cases.items():
+            path = Path(tmp) / "overrides.yml"
+            path.write_text(yaml.safe_dump(entries), encoding="utf-8")
+            after = run(config, progress=False, overrides_path=path).assignments.set_index("note_id")
+            after = after.loc[before.index, ["theme_id", "status"]]
+            decided = {e["note"] for values in entries.values() for e in values}
+            rest = ~before.index.isin(decided) & before["status"].isin(["assigned", "new_theme", "unassigned"])
+            moved = (before["theme_id"] != after["theme_id"])[rest]
+            out[name] = {"moved": int(moved.sum()),
+                         "to_no_theme": int((moved & after["theme_id"].eq("")[rest]).sum()),
+                         "new_themes_before": int(before["status"].eq("new_theme").sum()),
+                         "new_themes_after": int(after["status"].eq("new_theme").sum())}
+            print(f"example  {name:20s} moved {out[name]['moved']:3d} of {rest.sum()} "
+                  f"(to no theme {out[name]['to_no_theme']}); notes in candidate new themes "
+                  f"{out[name]['new_themes_before']} -> {out[name]['new_themes_after']}", flush=True)
+    return out
+
+
 def figure(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -190,10 +227,14 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--time", action="store_true")
     parser.add_argument("--zero", action="store_true", help="only compare model and learner with no note confirmed")
+    parser.add_argument("--moves", action="store_true", help="only count the notes a first decision moves")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/review_loop.json")
     parser.add_argument("--figure", type=Path, default=ROOT / "benchmarks/results/review_loop.png")
     args = parser.parse_args()
     config = load_config(ROOT / "analysis.toml")
+    if args.moves:
+        first_decisions(config)
+        return
     embedder = build_embedder(config, progress=False)
     loaders = suite_sets(args.shared)
     results = {}

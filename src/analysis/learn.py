@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix, diags
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
@@ -110,13 +110,21 @@ class ConfirmedNotesLearner(BaseEstimator):
 
     def _prior(self, X, prior, rows, themes, column) -> np.ndarray:
         """The model's scores, with a column per new class (cosine to its confirmed notes' centroid),
-        standardised over all notes and classes."""
+        standardised by the mean and spread of the model's scores over all notes."""
         out = np.zeros((len(X), len(self.classes_)))
         out[:, :prior.shape[1]] = prior
         for theme in self.classes_[prior.shape[1]:]:
-            out[:, column[theme]] = X @ _unit(X[rows[themes == theme]].mean(axis=0))
-        spread = out.std()
-        return (out - out.mean()) / (spread if spread > 0 else 1.0)
+            cosine = X @ _unit(X[rows[themes == theme]].mean(axis=0))
+            if prior.shape[1] and theme != EXCLUDED:  # the excluded notes are no theme the model knew
+                # On the model themes' scale (their mean column mean and spread): a cosine to a few
+                # notes' centroid lacks the seeds' lexical evidence and the prototypes' refinement.
+                cosine = (cosine - cosine.mean()) / (cosine.std() or 1.0)
+                cosine = cosine * prior.std(axis=0).mean() + prior.mean(axis=0).mean()
+            out[:, column[theme]] = cosine
+        # Standardised by the model's own themes, so a class a decision adds does not rescale them.
+        known = out[:, :prior.shape[1]] if prior.shape[1] else out
+        spread = known.std()
+        return (out - known.mean()) / (spread if spread > 0 else 1.0)
 
     def _classifier(self, X, rows, themes, examples, example_themes, anchors, column) -> np.ndarray:
         """Log-probabilities of a logistic regression on the confirmed notes, examples and anchors."""
@@ -206,17 +214,23 @@ def model_scores(model, centred, evidence=None) -> np.ndarray:
 
 def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=None, example_themes=None,
           evidence=None, learner=None, keep_candidates=False) -> dict:
-    """Fit the learner on the run's confirmed notes; when there are any, give the model its labels.
+    """Fit the learner on the run's confirmed notes; move the notes the decisions reach.
 
     ``examples`` are the seed examples' raw vectors (``seed_example_vectors``), centred here as
-    the seeds are. The model is changed only through ``ThemeModel.reassign``: every note that is
-    not confirmed takes the learner's theme (a theme first named by a pin is added; a note like
-    the excluded ones is left unassigned), and pins and exclusions are then applied by
-    ``apply_overrides`` as before. Returns ``{"learner", "rows", "themes", "names", "applied",
-    "confirmed", "example_vectors", "candidates"}``, ``confirmed`` counting confirmed notes and
-    seed examples per theme, ``example_vectors`` the centred seed examples (or None),
-    ``candidates`` each note's candidate new theme from the fit ("" for none). The candidate new
-    themes are classes only when there are no seeds, or with ``keep_candidates``.
+    the seeds are. The learner is fitted twice: on the seed file alone (``baseline``) and with
+    the analyst's decisions. A note the decisions *reach* is one whose learnt theme they change
+    (the two fits disagree on it): it takes the learner's theme (a theme first named by a pin is
+    added; a note like the excluded ones is left unassigned). Every other note keeps the model's
+    decision, candidate new themes and ``unassigned`` included, so a first pin moves the notes
+    like it and not the whole corpus, and the learner's influence grows with the decisions.
+    The confirmed notes themselves keep the model's answer here: ``apply_overrides`` pins and
+    excludes them and records what the model said. The model is changed only through
+    ``ThemeModel.reassign``. Returns ``{"learner", "baseline", "rows", "themes", "names",
+    "applied", "reached", "confirmed", "example_vectors", "candidates"}``, ``reached`` the mask
+    of moved notes, ``confirmed`` counting confirmed notes and seed examples per theme,
+    ``example_vectors`` the centred seed examples (or None), ``candidates`` each note's
+    candidate new theme from the fit ("" for none). The fit's candidate new themes are learner
+    classes only when there are no seeds, or with ``keep_candidates``.
     """
     rows, themes, names = confirmed_notes(overrides, note_ids)
     ids = model.themes_["theme_id"].tolist()
@@ -229,39 +243,51 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
         example_rows = _unit(np.asarray(examples, dtype=np.float64) - model.mean_)
     learner = learner if learner is not None else ConfirmedNotesLearner()
     # With seeds, the learner scores the seed and analyst themes only, not the fit's candidate new
-    # themes (keeping them cost 0.05-0.08 kappa at 5 notes per theme and made the first queue
-    # worse, benchmarks/README.md); the queue names each note's candidate theme, so one pin turns
-    # a candidate into a theme. Nothing confirmed: the fit's own themes stand.
-    keep = len(ids) if keep_candidates or not n_seeds else n_seeds
+    # themes (keeping them as classes cost 0.05-0.08 kappa at 5 notes per theme, benchmarks/README.md);
+    # the notes no decision reaches keep their candidate theme, and a pin turns a candidate into a class.
+    # A candidate a pin names is a class, known as the model knew it (its scores and prototype).
+    keep = [j for j, theme in enumerate(ids) if keep_candidates or not n_seeds or j < n_seeds or theme in set(themes)]
+    kept = [ids[j] for j in keep]
     candidates = np.where(model.status_ == STATUS_NEW_THEME, model.labels_, "").astype(object)
-    learner.fit(centred, model_scores(model, centred, evidence)[:, :keep], ids[:keep], rows, themes,
-                example_rows, example_themes, anchors[:keep])
+    prior = model_scores(model, centred, evidence)[:, keep]
+    learner.fit(centred, prior, kept, rows, themes, example_rows, example_themes, anchors[keep])
     applied = bool(len(rows))
+    baseline, reached = None, np.zeros(len(centred), dtype=bool)
     if applied:
-        _give_model_labels(model, learner, centred, rows, evidence)
+        baseline = clone(learner).fit(centred, prior, kept, (), (), example_rows, example_themes, anchors[keep])
+        reached = np.asarray(learner.labels_, dtype=object) != np.asarray(baseline.labels_, dtype=object)
+        reached[rows] = False
+        _give_model_labels(model, learner, centred, rows, themes, reached, evidence)
     confirmed = {theme: {"notes": int((themes == theme).sum()),
                          "examples": int(np.sum(np.asarray(example_themes, dtype=object) == theme))
                          if example_themes is not None else 0}
                  for theme in learner.classes_}
-    return {"learner": learner, "rows": rows, "themes": themes, "names": names, "applied": applied,
-            "confirmed": confirmed, "example_vectors": example_rows, "candidates": candidates}
+    return {"learner": learner, "baseline": baseline, "rows": rows, "themes": themes, "names": names,
+            "applied": applied, "reached": reached, "confirmed": confirmed, "example_vectors": example_rows,
+            "candidates": candidates}
 
 
-def _give_model_labels(model, learner, centred, rows, evidence) -> None:
-    """The learner's theme for every note, through ``ThemeModel.reassign``; themes a pin names
-    are added (kind seed: the analyst's codebook), new themes left without notes are dropped."""
-    labels = np.asarray(learner.labels_, dtype=object).copy()
-    excluded = labels == EXCLUDED
-    labels[excluded] = ""
+def _give_model_labels(model, learner, centred, rows, themes, reached, evidence) -> None:
+    """The learner's theme for the reached notes, the model's for the rest, through
+    ``ThemeModel.reassign``. Themes a pin names are added (kind seed: the analyst's codebook);
+    a candidate new theme is kept while a note holds it."""
+    learnt = np.asarray(learner.labels_, dtype=object)
+    labels = np.where(reached, np.where(learnt == EXCLUDED, "", learnt), model.labels_).astype(object)
+    status = model.status_.copy()
+    reason = model.reason_.copy()
     kinds = dict(zip(model.themes_["theme_id"], model.themes_["kind"]))
     prototypes = dict(zip(model.themes_["theme_id"], model.prototypes_))
-    table = [(t, k) for t, k in kinds.items() if k == "seed" or (labels == t).any()]
+    decided = set(themes) - {EXCLUDED}
+    table = [(t, k) for t, k in kinds.items() if k == "seed" or (labels == t).any() or t in decided]
     table += [(t, "seed") for t in learner.classes_ if t not in kinds and t != EXCLUDED]
     for theme, _ in table:
         if theme not in prototypes:
-            prototypes[theme] = _unit(centred[labels == theme].mean(axis=0))
-    status = np.array([STATUS_UNASSIGNED if not t else STATUS_ASSIGNED if dict(table).get(t) == "seed"
-                       else STATUS_NEW_THEME for t in labels], dtype=object)
-    reason = np.where(excluded, "like the notes the analyst excluded", "").astype(object)
-    themes = pd.DataFrame({"theme_id": [t for t, _ in table], "kind": [k for _, k in table]})
-    model.reassign(centred, labels, status, reason, themes, [prototypes[t] for t, _ in table], evidence)
+            members = (labels == theme) | np.isin(np.arange(len(labels)), rows[themes == theme])
+            prototypes[theme] = _unit(centred[members].mean(axis=0))
+    kind_of = dict(table)
+    status[reached] = [STATUS_UNASSIGNED if not t else STATUS_ASSIGNED if kind_of.get(t) == "seed"
+                       else STATUS_NEW_THEME for t in labels[reached]]
+    reason[reached] = np.where(learnt[reached] == EXCLUDED, "like the notes the analyst excluded",
+                               "moved by the analyst's decisions (like the notes confirmed in this theme)")
+    frame = pd.DataFrame({"theme_id": [t for t, _ in table], "kind": [k for _, k in table]})
+    model.reassign(centred, labels, status, reason, frame, [prototypes[t] for t, _ in table], evidence)
