@@ -61,7 +61,7 @@ def project(tmp_path_factory) -> Path:
     config = config.replace('"data/raw/personas.yml"', f'"{PERSONAS.as_posix()}"')
     config = config.replace('"data/raw/seed_themes.yml"', f'"{SEEDS.as_posix()}"')
     # A stricter seed threshold leaves enough notes unmatched for a new candidate theme (and a k choice).
-    config = re.sub(r"(?m)^seed_threshold = [0-9.]+", "seed_threshold = 0.12", config)
+    config = re.sub(r"(?m)^(# )?seed_threshold = [0-9.]+", "seed_threshold = 0.12", config)
     (folder / "analysis.toml").write_text(config, encoding="utf-8")
     return folder
 
