@@ -10,8 +10,9 @@ For each size it writes a synthetic corpus under ``<work>/corpus-<n>/`` (notes t
 interview documents composed from the vocabulary of ``data/raw``), runs ``pipeline.run`` on
 it with an embedding cache under ``<work>/cache-<n>/`` (never ``data/processed``), writes
 the outputs to ``<work>/out-<n>/`` and prints one Markdown row per step (load, mask, embed,
-lexical, themes, labels, personas, evaluate, write) with wall time, CPU time and peak
-resident memory. The timings wrap the functions ``pipeline.run`` itself calls, so what is
+seeds, lexical, themes, overrides, labels, personas, breakdowns, evaluate, tables, figures,
+manifest: the pipeline's on_stage hook) with wall time, CPU time and peak
+resident memory. The timings come from the hook around the stages ``pipeline.run`` runs, so what is
 measured is the real path. On a shared machine run it with ``OMP_WAIT_POLICY=PASSIVE``
 (benchmarks/README.md, "Scale"); the machine line records the OpenMP settings in use.
 
@@ -283,7 +284,8 @@ def _write_documents(n_units: int, folder: Path, templates, composer: NoteCompos
 
 # --------------------------------------------------------------------------- measuring
 
-STEPS = ("load", "mask", "embed", "lexical", "themes", "labels", "personas", "evaluate", "write")
+STEPS = ("load", "mask", "embed", "seeds", "lexical", "themes", "learn", "overrides", "review", "labels", "personas",
+         "breakdowns", "evaluate", "tables", "figures", "manifest")
 
 
 def _status_mb(field_name: str) -> float:
@@ -305,9 +307,9 @@ def reset_peak_rss() -> bool:
 class StepRecorder:
     """Wall time, CPU time and peak resident memory per pipeline step.
 
-    ``wrap`` replaces a function the pipeline calls with a timed one. Calls made while
-    another step is running count for that step (persona linking looks vectors up through
-    the embedder: that is persona time, not embedding time).
+    ``step`` is the pipeline's ``on_stage`` hook (``pipeline.run(..., on_stage=recorder.step)``).
+    ``wrap`` replaces a function with a timed one (kept for other callers; the pipeline needs no
+    wrapping). Calls made while another step is running count for that step.
     """
 
     def __init__(self):
@@ -359,21 +361,11 @@ def benchmark_config(corpus: Path, cache: Path, out: Path, batch_size: int, max_
 def run_measured(config, out: Path) -> tuple[StepRecorder, dict]:
     """``pipeline.run`` and ``write_outputs`` with every step timed; returns the recorder and facts."""
     from analysis import pipeline
-    from analysis.embed.cache import CachedEmbedder
 
     recorder = StepRecorder()
-    recorder.wrap(pipeline, "load_notes", "load")
-    recorder.wrap(pipeline, "mask_personal_data", "mask")
-    recorder.wrap(CachedEmbedder, "encode", "embed")
-    recorder.wrap(pipeline, "seed_lexical_scores", "lexical")
-    recorder.wrap(pipeline.ThemeModel, "fit", "themes")
-    recorder.wrap(pipeline, "_theme_table", "labels")
-    recorder.wrap(pipeline, "_link_personas", "personas")
-    recorder.wrap(pipeline, "_gold_agreement", "evaluate")
     start = time.perf_counter()
-    result = pipeline.run(config, progress=False)
-    with recorder.step("write"):
-        written = pipeline.write_outputs(result, out)
+    result = pipeline.run(config, progress=False, on_stage=recorder.step)
+    written = pipeline.write_outputs(result, out, on_stage=recorder.step)
     total = time.perf_counter() - start
     status = result.assignments["status"].value_counts().to_dict()
     facts = {

@@ -172,7 +172,7 @@ USER_ERRORS = [
     pytest.param(["--config", BAD / "missing.toml"], ["missing.toml", "config file not found", "Pass --config"],
                  id="config missing"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--personas", BAD / "broken_personas.yml"],
-                 ["broken_personas.yml", "not valid YAML at line 4, column 14", "Fix the indentation or quoting"],
+                 ["broken_personas.yml", "line 4, column 14: not valid YAML", "Fix the indentation or quoting"],
                  id="broken personas yaml"),
     pytest.param(["--notes", BAD / "utf8_bom.csv", "--personas", BAD / "personas_missing_name.yml"],
                  ["personas_missing_name.yml", "line 4", "persona 2 ('edel')", "key 'name' is missing",

@@ -79,3 +79,19 @@ def test_config_errors_name_the_file(tmp_path, text, expected):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "analysis.toml")
+
+
+def test_the_defaults_have_one_home():
+    """ThemeModel's parameters a config can set default to the config's values, and the committed
+    analysis.toml sets none of [themes] or [personas] (its lines are the defaults, commented)."""
+    import dataclasses
+
+    from analysis.config import PersonasConfig, ThemesConfig
+    from analysis.themes import ThemeModel
+
+    params = ThemeModel().get_params()
+    shared = set(params) & {f.name for f in dataclasses.fields(ThemesConfig)}
+    assert shared >= {"min_k", "max_k", "seed_threshold", "centre_by", "max_fit_notes", "random_state"}
+    assert {name: params[name] for name in shared} == {name: getattr(ThemesConfig(), name) for name in shared}
+    config = load_config(COMMITTED)
+    assert config.themes == ThemesConfig() and config.personas == PersonasConfig()

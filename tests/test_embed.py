@@ -11,7 +11,7 @@ import pytest
 
 from analysis.embed import EmbedderNotAvailable, get_embedder
 from analysis.embed import cache as cache_module
-from analysis.embed.base import available_backends
+from analysis.embed import available_backends
 from analysis.embed.cache import CachedEmbedder, EmbeddingCache
 from analysis.embed.e5 import E5Embedder
 from analysis.embed.st import SentenceTransformerEmbedder, is_e5_model

@@ -164,8 +164,11 @@ def test_refitting_a_guided_run_reproduces_it(small_run, e5):
     table = evaluate.bootstrap_stability(model, small_run.vectors, **inputs, n_resamples=2,
                                          reference_labels=small_run.model.labels_)
     assert table["ari"].between(-1, 1).all()
+    assert evaluate.theme_fit_inputs(small_run)["seed_ids"] == inputs["seed_ids"]  # kept by the run
+    import dataclasses
+
     with pytest.raises(ValueError, match="pass embedder"):
-        evaluate.theme_fit_inputs(small_run)
+        evaluate.theme_fit_inputs(dataclasses.replace(small_run, fit_inputs={}))
 
 
 # --------------------------------------------------------------------------- personas and what is measured

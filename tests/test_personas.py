@@ -583,8 +583,8 @@ def test_a_single_need_written_as_one_line_is_a_list_of_one(tmp_path):
 
 
 @pytest.mark.parametrize("broken_line, expected", [
-    ("    name Edel", "line 6, column 5 (a key without ':' after it"),
-    ('    name: "Edel', "line 6, column 11 (a quote opened here is never closed)"),
+    ("    name Edel", "line 6, column 5: not valid YAML (a key without ':' after it"),
+    ('    name: "Edel', "line 6, column 11: not valid YAML (a quote opened here is never closed)"),
 ])
 def test_yaml_syntax_errors_name_the_line_where_the_mistake_is(tmp_path, broken_line, expected):
     lines = ["personas:", "  - id: roald", "    name: Roald", "    description: Pensjonist.", "  - id: edel",

@@ -1,6 +1,6 @@
 """Reproducing a run on another machine: the vector hash, the bundle, and verify with and without it.
 
-Another CPU gives vectors that differ in their last bits (README, "Reproducing our numbers").
+Another CPU gives vectors that differ in their last bits (docs/reproducing.md, "Reproducing our numbers").
 These tests stand in for that machine with an embedder whose vectors are perturbed, and check
 that a bundle's recorded vectors give identical outputs while re-embedding is reported with
 its deviation.

@@ -1,6 +1,6 @@
 """A reproduction bundle: what a partner needs to repeat a run on another machine.
 
-Embedding vectors differ in their last bits from one CPU to another (see the README's
+Embedding vectors differ in their last bits from one CPU to another (see docs/reproducing.md,
 "Reproducing our numbers"), so a partner who re-embeds the notes gets slightly other vectors.
 A bundle carries the run's own vectors, so ``analysis verify --bundle`` repeats the run from
 exactly the vectors we used. It holds:
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.embed.cache import EmbeddingCache
-from analysis.embed.e5 import file_sha256
 from analysis.export import write_zip
+from analysis.files import sha256_file
 from analysis.manifest import MANIFEST_NAME, VECTORS_NAME, read_manifest
 
 BUNDLE_INFO = "bundle.json"
@@ -56,7 +56,7 @@ def write_bundle(run_dir: Path, out: Path, root: Path, with_inputs: bool = False
     if "vectors" not in manifest or not vectors.is_file():
         raise BundleError(f"{run_dir}: no {VECTORS_NAME} recorded with this run. Re-run `analysis run` with this "
                           f"version; it writes the vectors next to the manifest.")
-    if file_sha256(vectors) != manifest["outputs"].get(VECTORS_NAME):
+    if sha256_file(vectors) != manifest["outputs"].get(VECTORS_NAME):
         raise BundleError(f"{vectors}: not the file the manifest recorded. Re-run `analysis run`.")
     shard = EmbeddingCache(Path("cache"), manifest["embedder"]["identity"]).folder
     members: list[tuple[str, bytes | None]] = [
@@ -68,13 +68,13 @@ def write_bundle(run_dir: Path, out: Path, root: Path, with_inputs: bool = False
     ]
     for name, sha256 in sorted(manifest["outputs"].items()):
         path = run_dir / name
-        if not path.is_file() or file_sha256(path) != sha256:
+        if not path.is_file() or sha256_file(path) != sha256:
             raise BundleError(f"{path}: missing or changed since the run wrote the manifest. Re-run `analysis run`.")
         members.append((f"outputs/{name}", path.read_bytes()))
     if with_inputs:
         for entry in manifest["inputs"]:
             path = Path(root) / entry["path"]
-            if not path.is_file() or file_sha256(path) != entry["sha256"]:
+            if not path.is_file() or sha256_file(path) != entry["sha256"]:
                 raise BundleError(f"{path}: input missing or changed since the run (sha256 differs). "
                                   f"Pass --config with the run's analysis.toml, or re-run `analysis run`.")
             members.append((f"inputs/{entry['path']}", path.read_bytes()))
@@ -120,7 +120,7 @@ def stage_inputs(manifest: dict, folder: Path, root: Path, notes_paths=()) -> Pa
     other input (seed themes, personas, overrides) and notes not found there come from ``root``.
     """
     given = _files(notes_paths)
-    by_hash = {file_sha256(path): path for path in given}
+    by_hash = {sha256_file(path): path for path in given}
     by_name = {path.name: path for path in given}
     for entry in manifest.get("inputs", []):
         source = Path(root) / entry["path"]

@@ -523,7 +523,7 @@ def import_qdpx(
     out: Annotated[Path, typer.Option("--out", help="The notes CSV to write (use it with --notes).")],
 ) -> None:
     """Coded selections as notes, the first code in gold_theme (for `analysis evaluate`)."""
-    from analysis.export.refi import read_qdpx, write_notes_csv
+    from analysis.exchange.refi import read_qdpx, write_notes_csv
 
     with _exit_on_user_error(_export_error()):
         notes, codes = read_qdpx(project)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.files import CSV_DIALECTS, DEFAULT_CSV_DIALECT
+
 
 class ConfigError(ValueError):
     """A problem in the config file, phrased for the user who edits it."""
@@ -85,6 +87,13 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    #: "standard" (comma, decimal point) or "nordic" (semicolon, decimal comma: what a Danish,
+    #: Norwegian or Swedish Excel opens by double-click); see files.CSV_DIALECTS.
+    csv_dialect: str = DEFAULT_CSV_DIALECT
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     mask: bool = True
     names: tuple[str, ...] = ()
@@ -99,6 +108,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     root: Path = Path(".")
 
     def resolve(self, relative: str | None) -> Path | None:
@@ -130,6 +140,7 @@ _SECTIONS = {
     "privacy": PrivacyConfig,
     "columns": ColumnsConfig,
     "report": ReportConfig,
+    "output": OutputConfig,
 }
 
 
@@ -159,6 +170,9 @@ def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
             value = tuple(value)
         elif isinstance(default, str) and name == "columns" and not isinstance(value, str):
             raise ConfigError(f"{source}: [{name}] {key} must be a column header in quotes, got {value!r}.")
+        elif name == "output" and key == "csv_dialect" and value not in CSV_DIALECTS:
+            raise ConfigError(f"{source}: [output] csv_dialect {value!r} is not a dialect"
+                              f"{did_you_mean(str(value), CSV_DIALECTS)} Use one of {', '.join(CSV_DIALECTS)}.")
         converted[key] = value
     return cls(**converted)
 

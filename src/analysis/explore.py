@@ -254,6 +254,8 @@ def skipped_files(notes: pd.DataFrame) -> pd.DataFrame:
 
 def centre_groups(result) -> pd.DataFrame:
     """The group columns (``centre_by``) of the notes the run embedded, in the order of ``result.vectors``."""
+    if getattr(result, "fit_inputs", None):
+        return result.fit_inputs["groups"]
     analysable = result.notes["status"].eq(STATUS_OK).to_numpy()
     columns = [c for c in (result.model.centre_by or ()) if c in result.notes.columns]
     return result.notes.loc[analysable, columns].reset_index(drop=True)

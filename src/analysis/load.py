@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.schema import CORE_COLUMNS, LANGUAGES, STATUS_EMPTY, STATUS_OK, UNDETERMINED
-from analysis.text import detect_language, split_sentences
+from analysis.files import yaml_error_place
+from analysis.schema import CORE_COLUMNS, STATUS_EMPTY, STATUS_OK, UNDETERMINED
+from analysis.text import normalise_language, resolve_languages, split_sentences  # noqa: F401 (normalise_language: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,6 @@ FLAG_HIDDEN_SHEET = "hidden_sheet"
 
 #: Core columns the loader fills itself; an input column with one of these names is renamed.
 _GENERATED_COLUMNS = frozenset(CORE_COLUMNS) - {"note_id", "text", "lang"}
-
-_LANG_ALIASES = {
-    "nb": ("nb", "nob", "no", "nor", "bokmål", "bokmal", "norsk", "norwegian"),
-    "nn": ("nn", "nno", "nynorsk"),
-    "sv": ("sv", "swe", "svenska", "svensk", "swedish"),
-    "da": ("da", "dan", "dansk", "danish"),
-    "en": ("en", "eng", "english", "engelsk", "engelska"),
-}
-_LANG_CODES = {alias: code for code, aliases in _LANG_ALIASES.items() for alias in aliases}
 
 #: Headers taken as the notes' text without a [columns] mapping (compared lower-cased).
 TEXT_HEADERS = ("text", "tekst", "texten", "teksten", "note", "notes", "notat", "notater", "notatet",
@@ -592,51 +584,6 @@ def _front_matter(text: str, source: _Source) -> tuple[dict[str, str], int]:
     return {str(key).strip().lower(): _yaml_text(value) for key, value in data.items()}, body_start
 
 
-def yaml_error_place(error, first_line: int = 1) -> tuple[int | None, int | None, str]:
-    """(line, column, problem) of a YAML syntax error, 1-based, where the user must look.
-
-    PyYAML's scanner notices a missing ':' or an unclosed quote only on a later line (for an
-    unclosed quote, at the end of the file); where the key or the quote *started* is its
-    ``context_mark``, as is the opening '[' or '{' of an unclosed list or mapping. Other parser
-    errors (bad indentation) are at their ``problem_mark``.
-    ``first_line`` is the file line of the YAML text's first line (front matter: 2).
-    """
-    import yaml
-
-    mark = getattr(error, "problem_mark", None)
-    context = getattr(error, "context_mark", None)
-    opened_here = isinstance(error, yaml.scanner.ScannerError) or "flow" in (getattr(error, "context", "") or "")
-    if opened_here and context is not None:
-        mark = context
-    problem = getattr(error, "problem", None) or "syntax error"
-    if "could not find expected ':'" in problem:
-        problem = "a key without ':' after it (write 'key: value')"
-    elif "end of stream" in problem and "quoted scalar" in (getattr(error, "context", "") or ""):
-        problem = "a quote opened here is never closed"
-    if mark is None:
-        return None, None, problem
-    return mark.line + first_line, mark.column + 1, problem
-
-
-def yaml_item_lines(text: str, key: str) -> list[int]:
-    """The 1-based line of each item of the top-level list ``key`` in a YAML text, for messages.
-
-    Empty when the text is not a mapping holding that list (the caller reports that itself).
-    """
-    import yaml
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for name, value in root.value:
-        if getattr(name, "value", None) == key and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
-    return []
-
-
 def _yaml_text(value: object) -> str:
     if value is None:
         return ""
@@ -722,38 +669,18 @@ def _read_document(source: _Source) -> _FileNotes:
 # --------------------------------------------------------------------------- languages
 
 
-def normalise_language(value: str) -> str | None:
-    """Our code for a language as people write it ("Bokmål", "swe", "sv-SE"); None if unknown."""
-    value = value.strip().lower().replace("_", "-")
-    return _LANG_CODES.get(value) or _LANG_CODES.get(value.split("-")[0])
-
-
 def _resolve_languages(records: list[dict]) -> None:
-    """Given language, else detected, else the file's majority, else undetermined."""
-    pending = []
-    for record in records:
-        given = record.pop("_lang_given", "")
-        given_by = record.pop("_lang_given_by", "column")
-        code = normalise_language(given) if given.strip() else None
-        if code:
-            record["lang"], record["lang_source"] = code, given_by
-            continue
-        if given.strip() and given.strip().lower() != UNDETERMINED:
+    """Given language, else detected, else the file's majority, else undetermined (text.resolve_languages)."""
+    given = [record.pop("_lang_given", "") for record in records]
+    given_by = [record.pop("_lang_given_by", "column") for record in records]
+    lang, source, unknown = resolve_languages(given, [r["text"] for r in records],
+                                              [r["status"] == STATUS_OK for r in records],
+                                              [""] * len(records), given_by)
+    for record, code, found, flag in zip(records, lang, source, unknown):
+        if code != UNDETERMINED:  # a record keeps "und"/"undetermined" as _record made it
+            record["lang"], record["lang_source"] = code, found
+        if flag:
             record["flags"].append(FLAG_UNKNOWN_LANG)
-        if record["status"] == STATUS_OK:
-            pending.append(record)
-    for record, (code, _) in zip(pending, detect_language([r["text"] for r in pending])):
-        if code != UNDETERMINED:
-            record["lang"], record["lang_source"] = code, "detected"
-    majority = _majority_language(records)
-    for record in pending:
-        if record["lang"] == UNDETERMINED and majority:
-            record["lang"], record["lang_source"] = majority, "file_majority"
-
-
-def _majority_language(records: list[dict]) -> str | None:
-    counts = Counter(r["lang"] for r in records if r["lang"] in LANGUAGES)
-    return min(counts, key=lambda code: (-counts[code], code)) if counts else None
 
 
 # --------------------------------------------------------------------------- the frame

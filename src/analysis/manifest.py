@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.embed.cache import text_key
-from analysis.embed.e5 import file_sha256
+from analysis.files import sha256_file
 from analysis.schema import STATUS_OK
 
 MANIFEST_NAME = "manifest.json"
@@ -67,12 +67,12 @@ def input_files(inputs: dict[str, list[Path]], root: Path) -> list[dict]:
     for role, paths in sorted(inputs.items()):
         for path in sorted({Path(p) for p in paths}, key=lambda p: _relative(p, root)):
             rows.append({"role": role, "path": _relative(path, root), "bytes": path.stat().st_size,
-                         "sha256": file_sha256(path)})
+                         "sha256": sha256_file(path)})
     return rows
 
 
 def output_files(written: dict[str, Path], out_dir: Path) -> dict[str, str]:
-    return {Path(p).relative_to(out_dir).as_posix(): file_sha256(Path(p))
+    return {Path(p).relative_to(out_dir).as_posix(): sha256_file(Path(p))
             for p in sorted(written.values(), key=lambda p: Path(p).relative_to(out_dir).as_posix())}
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.cluster import KMeans
 
+from analysis.files import read_yaml
 from analysis.schema import STATUS_ASSIGNED, STATUS_EXCLUDED, STATUS_NEW_THEME, STATUS_PINNED
 
 OPERATIONS = ("exclude", "pin", "merge", "split", "rename")
@@ -62,10 +62,7 @@ def load_overrides(path: str | Path) -> Overrides:
     if not path.is_file():
         raise OverridesFileError(f"{path}: overrides file not found. Create it (it may be empty) or set "
                                  f'[paths] overrides = "" in the config.')
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise OverridesFileError(f"{path}: not valid YAML ({error}). Fix the line it names.") from error
+    data = read_yaml(path, OverridesFileError, "overrides")[0] or {}
     if not isinstance(data, dict):
         raise OverridesFileError(f"{path}: expected a mapping with keys {list(OPERATIONS)}.")
     unknown = sorted(set(data) - set(OPERATIONS))

@@ -27,15 +27,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analysis.config import PersonasConfig, did_you_mean
-from analysis.load import yaml_error_place, yaml_item_lines
+from analysis.files import read_yaml, yaml_item_lines
 from analysis.schema import NO_PERSONA, STATUS_EXCLUDED, STATUS_UNASSIGNED
 from analysis.stats import cell_statistics, contingency_table, contingency_tests
 from analysis.text import normalise, split_sentences
 
 log = logging.getLogger(__name__)
+
+
+def persona_order(ids) -> list[str]:
+    """Persona ids sorted, each once, with ``none`` last so the named personas sit together
+    (figures, tables and the report show them in this order)."""
+    return sorted(set(ids), key=lambda persona: (persona == NO_PERSONA, persona))
 
 METHOD_TAG = "tag"
 METHOD_TAG_UNKNOWN = "tag_unknown"
@@ -218,17 +223,7 @@ def load_personas(path: str | Path) -> list[Persona]:
     path = Path(path)
     if not path.is_file():
         raise PersonaFileError(f"{path}: personas file not found. Set [paths] personas in analysis.toml.")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as error:
-        raise PersonaFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
-                               "Save the personas as a UTF-8 YAML file.") from None
-    except yaml.YAMLError as error:
-        line, column, problem = yaml_error_place(error)
-        place = f"line {line}, column {column}" if line is not None else "unknown line"
-        raise PersonaFileError(f"{path}: not valid YAML at {place} ({problem}). "
-                               "Fix the indentation or quoting on that line.") from None
+    data, text = read_yaml(path, PersonaFileError, "personas")
     if not isinstance(data, dict) or not isinstance(data.get("personas"), list):
         raise PersonaFileError(f"{path}: expected a top-level 'personas:' list. "
                                "Start the file with 'personas:' and list each persona under it.")

@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +23,11 @@ import pandas as pd
 from analysis.breakdowns import breakdown_attributes, breakdown_table
 from analysis.config import Config, config_from_dict
 from analysis.embed import get_embedder
+from analysis.embed.base import fits_on_corpus
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
-from analysis.export import write_csv
+from analysis.files import write_csv
 from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
                                write_vectors)
 from analysis.learn import learn, seed_example_vectors
@@ -73,6 +77,9 @@ class RunResult:
     breakdowns: pd.DataFrame | None = None
     notices: list[str] = field(default_factory=list)   # said first: where the reference files came from
     used_vectors: dict = field(default_factory=dict)   # cache key -> every vector the run used
+    #: What the ThemeModel was fitted on besides ``vectors``: groups (centre_by columns of the analysable
+    #: notes, in vector order), seed_vectors, seed_ids, seed_lexical (None without seed themes).
+    fit_inputs: dict = field(default_factory=dict)
     centring: dict = field(default_factory=dict)       # centring_report: what the themes were centred on
     review_queue: pd.DataFrame | None = None   # analysis.review: the notes whose decision teaches most
     learning: dict | None = None               # analysis.learn.learn's result: confirmed notes per theme
@@ -146,63 +153,87 @@ def build_embedder(config: Config, progress: bool = True, out_dir=None, use_cach
 
 
 def theme_model_from_config(config: Config) -> ThemeModel:
-    t = config.themes
-    return ThemeModel(n_themes=t.n_themes, min_k=t.min_k, max_k=t.max_k, centre_by=t.centre_by,
-                      seed_threshold=t.seed_threshold, secondary_margin=t.secondary_margin,
-                      min_theme_size=t.min_theme_size, random_state=t.random_state,
-                      max_fit_notes=t.max_fit_notes)
+    # Every [themes] key that is a ThemeModel parameter, by name (n_keywords, n_quotes are the labels').
+    shared = set(ThemeModel._get_param_names()) & {f.name for f in dataclasses.fields(config.themes)}
+    return ThemeModel(**{name: getattr(config.themes, name) for name in sorted(shared)})
+
+
+#: The stages ``run`` reports to ``on_stage``, in order (``write_outputs`` adds "tables", "figures", "manifest").
+STAGES = ("load", "mask", "embed", "seeds", "lexical", "themes", "learn", "overrides", "review", "labels",
+          "personas", "breakdowns", "evaluate")
+
+
+def _stage_hook(on_stage: Callable[[str], AbstractContextManager] | None):
+    """``on_stage(name)`` as a context manager around each stage, or nothing."""
+    return on_stage if on_stage is not None else (lambda name: nullcontext())
 
 
 def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=None,
         embedder=None, progress: bool = True, notes: pd.DataFrame | None = None,
-        overrides_path=None, out_dir=None) -> RunResult:
+        overrides_path=None, out_dir=None,
+        on_stage: Callable[[str], AbstractContextManager] | None = None) -> RunResult:
     """Run the whole analysis in memory. Paths default to the config's [paths].
 
     ``notes`` may be an already loaded notes table (``analysis evaluate`` passes one with the
     gold columns removed, and the files it came from as ``notes_paths``). ``out_dir`` (default
     [paths] out) only places the embedding cache when [paths] cache is empty. Which seed codebook, personas and overrides are used is
     decided by ``reference_files``.
+
+    ``on_stage(name)``, when given, returns a context manager entered around each stage
+    (``STAGES``): how benchmarks time the stages without reaching into the module.
     """
+    stage = _stage_hook(on_stage)
     inputs: dict[str, list[Path]] = {}
     # With ``notes`` given, ``notes_paths`` (if any) still says where they came from.
     chosen, notices = reference_files(config, notes_paths, seed_themes_path, personas_path, overrides_path)
     seed_path, persona_path, override_path = chosen["seed_themes"], chosen["personas"], chosen["overrides"]
-    if notes is None:
-        paths = notes_paths_from(config, notes_paths)
-        notes = load_notes(paths, root=config.root, columns=config.columns.mapping())
-        inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
-        config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
-    require_notes(notes)
-    personas = load_personas(persona_path) if persona_path else []
+    with stage("load"):
+        if notes is None:
+            paths = notes_paths_from(config, notes_paths)
+            notes = load_notes(paths, root=config.root, columns=config.columns.mapping())
+            inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
+            config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
+        require_notes(notes)
+        personas = load_personas(persona_path) if persona_path else []
     # Mask personal data before anything else sees the text: embeddings, keywords, quotes,
     # figures, exports and logs all work from the masked notes.
-    notes, privacy = mask_personal_data(notes, config, personas)
+    with stage("mask"):
+        notes, privacy = mask_personal_data(notes, config, personas)
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
     embedder = embedder or build_embedder(config, progress=progress, out_dir=out_dir)
     # Themes are found on the notes with people's names neutralised: otherwise every note that
     # names a persona clusters with the others that do ("roald / sier / tid"). Persona linking
     # reads names from the text as written.
     texts = theme_texts(notes.loc[analysable, "text"].tolist(), personas, config.privacy.names)
-    if hasattr(embedder, "fit") and texts:  # every note empty: nothing to fit on or embed
-        embedder.fit(texts)
-    vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
+    with stage("embed"):
+        if fits_on_corpus(embedder) and texts:  # every note empty: nothing to fit on or embed
+            embedder.fit(texts)
+        vectors = embedder.encode(texts, kind="query") if texts else np.zeros((0, 0), dtype=np.float32)
     stats = dict(getattr(embedder, "last_stats", {}))
 
-    seeds = load_seed_themes(seed_path) if seed_path else []
+    with stage("seeds"):
+        seeds = load_seed_themes(seed_path) if seed_path else []
     # The manifest records the files actually used, not the config's unused ones.
     config = _with_paths(config, seed_themes="", personas="",
                          overrides=_as_config_path(override_path, config) if override_path else "")
     if seed_path:
         inputs["seed_themes"] = [seed_path]
         config = _with_paths(config, seed_themes=_as_config_path(seed_path, config))
-    seed_vectors = seed_prototypes(seeds, embedder) if seeds else None
+    with stage("seeds"):
+        seed_vectors = seed_prototypes(seeds, embedder) if seeds else None
     model = theme_model_from_config(config)
     groups = notes.loc[analysable, [c for c in config.themes.centre_by if c in notes.columns]]
+    seed_lexical = None
     if analysable.any():
         # The seeds' own words in the notes: evidence the model weighs by its agreement with the embedding.
-        seed_lexical = seed_lexical_scores(texts, notes.loc[analysable, "lang"].tolist(), seeds) if seeds else None
-        model.fit(vectors, groups=groups, seed_vectors=seed_vectors,
-                  seed_ids=[s.id for s in seeds] or None, seed_lexical=seed_lexical)
+        with stage("lexical"):
+            seed_lexical = seed_lexical_scores(texts, notes.loc[analysable, "lang"].tolist(), seeds) if seeds else None
+        with stage("themes"):
+            model.fit(vectors, groups=groups, seed_vectors=seed_vectors,
+                      seed_ids=[s.id for s in seeds] or None, seed_lexical=seed_lexical)
+    # What the model was fitted on besides the vectors, kept for stability checks (evaluate.theme_fit_inputs).
+    fit_inputs = {"groups": groups.reset_index(drop=True), "seed_vectors": seed_vectors,
+                  "seed_ids": [s.id for s in seeds] or None, "seed_lexical": seed_lexical}
 
     names = {s.id: s.name for s in seeds}
     overrides_report: list[dict] = []
@@ -220,50 +251,58 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     # --- learning from the analyst (analysis.learn, issue 16): confirmed notes re-score the rest ---
     learning = None
     if analysable.any() and len(model.themes_):
-        centred = model.centre(vectors, groups)
-        example_vectors, example_themes = seed_example_vectors(seeds, embedder)
-        learning = learn(model, centred, notes.loc[analysable, "note_id"].tolist(), overrides,
-                         seed_vectors=seed_vectors, examples=example_vectors, example_themes=example_themes,
-                         evidence=model.lexical_evidence(seed_lexical) if seeds else None)
+        with stage("learn"):
+            centred = model.centre(vectors, groups)
+            example_vectors, example_themes = seed_example_vectors(seeds, embedder)
+            learning = learn(model, centred, notes.loc[analysable, "note_id"].tolist(), overrides,
+                             seed_vectors=seed_vectors, examples=example_vectors, example_themes=example_themes,
+                             evidence=model.lexical_evidence(seed_lexical) if seeds else None)
         names.update(learning["names"])
     # --- end of learning ---
     if overrides is not None:
         if analysable.any():
-            applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
-                                      overrides, random_state=config.themes.random_state,
-                                      evidence=model.lexical_evidence(seed_lexical))
-            names.update(applied["names"])
-            overrides_report = applied["report"]
+            with stage("overrides"):
+                applied = apply_overrides(model, model.centre(vectors, groups), notes.loc[analysable, "note_id"],
+                                          overrides, random_state=config.themes.random_state,
+                                          evidence=model.lexical_evidence(seed_lexical))
+                names.update(applied["names"])
+                overrides_report = applied["report"]
 
     themed_notes = notes[analysable].assign(text=texts)  # keywords and labels without names
     queue = None
     if learning is not None:
-        queue = review_queue(notes[analysable], centred, learning, model.status_, n=QUEUE_SIZE,
-                             attributes=[c for c in notes.columns if c not in QUEUE_COLUMNS and c != "status"
-                                         and c != "status_reason" and not c.startswith(GOLD_PREFIX)])
-    themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() else _empty_themes()
-    assignments = _assignments(notes, analysable, model, themes)
+        with stage("review"):
+            queue = review_queue(notes[analysable], centred, learning, model.status_, n=QUEUE_SIZE,
+                                 attributes=[c for c in notes.columns if c not in QUEUE_COLUMNS and c != "status"
+                                             and c != "status_reason" and not c.startswith(GOLD_PREFIX)])
+    with stage("labels"):
+        themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() \
+            else _empty_themes()
+        assignments = _assignments(notes, analysable, model, themes)
     result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
                        assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
                        seeds=seeds, embedder_identity=embedder.identity,
                        embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                        config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices, used_vectors=getattr(embedder, "used", {}),
+                       notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
                        centring=centring_report(notes[analysable], model, config.themes.centre_by),
                        review_queue=queue, learning=learning)
 
     if persona_path:
-        _link_personas(result, personas, embedder, config)
+        with stage("personas"):
+            _link_personas(result, personas, embedder, config)
         result.inputs["personas"] = [persona_path]
         result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
-    attributes = breakdown_attributes(assignments, config.report.breakdowns)
-    result.breakdowns = breakdown_table(result.assignments, attributes) if attributes else None
+    with stage("breakdowns"):
+        attributes = breakdown_attributes(assignments, config.report.breakdowns)
+        result.breakdowns = breakdown_table(result.assignments, attributes) if attributes else None
     if model_only is None:
         model_only = assignments
     else:
         model_only[["persona_id", "persona_method"]] = assignments[["persona_id", "persona_method"]].to_numpy()
-    result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
-                                                                   "personas": bool(personas_path)})
+    with stage("evaluate"):
+        result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
+                                                                       "personas": bool(personas_path)})
     return result
 
 
@@ -411,7 +450,7 @@ def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) ->
     Measured as ``analysis evaluate`` measures: the model's own assignments, without the
     overrides (``model_only``), with the run's seed file and persona file.
     """
-    from analysis.evaluate import EvaluationError, gold_agreement, measured_inputs
+    from analysis.metrics import EvaluationError, gold_agreement, measured_inputs
 
     notes = result.notes
     if "gold_theme" not in notes.columns:
@@ -570,41 +609,64 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _csv(frame: pd.DataFrame, path: Path) -> Path:
-    # A note starting with =, +, - or @ must never become a spreadsheet formula.
-    return write_csv(frame, path)
+def write_outputs(result: RunResult, out_dir: Path,
+                  on_stage: Callable[[str], AbstractContextManager] | None = None) -> dict[str, Path]:
+    """Write the run's tables and figures under ``out_dir``; return what was written.
+
+    ``on_stage`` as for ``run``: entered around "tables", "figures" and "manifest"."""
+    stage = _stage_hook(on_stage)
+    with stage("tables"):
+        written = _write_tables(result, Path(out_dir))
+    with stage("figures"):
+        written.update(_write_figures(result, Path(out_dir) / "figures"))
+    if result.config is not None:
+        with stage("manifest"):
+            written["vectors"] = write_vectors(result, Path(out_dir) / VECTORS_NAME)
+            written["manifest"] = write_manifest(result, written, Path(out_dir))
+    return written
 
 
-def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
-    """Write the run's tables and figures under ``out_dir``; return what was written."""
+def _write_figures(result: RunResult, figures: Path) -> dict[str, Path]:
     from analysis import plots
 
-    out_dir = Path(out_dir)
+    written = {}
+    for name, figure in plots.run_figures(result).items():
+        path = figures / f"{name}.png"
+        figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
+        plots.close(figure)
+        written[f"figure:{name}"] = path
+    return written
+
+
+def _write_tables(result: RunResult, out_dir: Path) -> dict[str, Path]:
+    """The CSV and JSON files of a run, and the run's own inputs (run_inputs/)."""
+    # One dialect for every table, recorded in the manifest's config ([output] csv_dialect).
+    csv = partial(write_csv, dialect=result.config.output.csv_dialect if result.config else None)
     figures = out_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    written["assignments"] = _csv(result.assignments, out_dir / "assignments.csv")
+    written["assignments"] = csv(result.assignments, out_dir / "assignments.csv")
     themes = result.themes.copy()
     themes["keywords"] = themes["keywords"].map(lambda words: "; ".join(words))
     themes["representative_note_ids"] = themes.pop("quote_ids").map(lambda ids: "; ".join(ids))
-    written["themes"] = _csv(themes, out_dir / "themes.csv")
+    written["themes"] = csv(themes, out_dir / "themes.csv")
     # Always written, with its header when no new themes were sought (the seeds took every note),
     # so a run folder has the same files whatever the notes.
     k_selection = result.k_selection if len(result.k_selection.columns) else pd.DataFrame(
         columns=["k", "modularity", "smallest_theme", "chosen"])
-    written["k_selection"] = _csv(k_selection, out_dir / "k_selection.csv")
+    written["k_selection"] = csv(k_selection, out_dir / "k_selection.csv")
     if result.persona_theme is not None:
-        written["persona_theme"] = _csv(result.persona_theme, out_dir / "persona_theme.csv")
-        written["persona_needs"] = _csv(result.persona_needs, out_dir / "persona_needs.csv")
-        written["trace"] = _csv(result.trace, out_dir / "trace.csv")
+        written["persona_theme"] = csv(result.persona_theme, out_dir / "persona_theme.csv")
+        written["persona_needs"] = csv(result.persona_needs, out_dir / "persona_needs.csv")
+        written["trace"] = csv(result.trace, out_dir / "trace.csv")
         if result.site_theme is not None:
-            written["site_theme"] = _csv(result.site_theme, out_dir / "site_theme.csv")
+            written["site_theme"] = csv(result.site_theme, out_dir / "site_theme.csv")
         written["persona_report"] = _json(result.persona_report, out_dir / "persona_report.json")
         written.update(_persona_summaries(result, out_dir / "personas"))
     if result.breakdowns is not None:
-        written["breakdowns"] = _csv(result.breakdowns, out_dir / "breakdowns.csv")
+        written["breakdowns"] = csv(result.breakdowns, out_dir / "breakdowns.csv")
     if result.review_queue is not None:
-        written["review_queue"] = _csv(result.review_queue, out_dir / "review_queue.csv")
+        written["review_queue"] = csv(result.review_queue, out_dir / "review_queue.csv")
     written.update(write_run_inputs(result, out_dir))
     if result.overrides_report or "overrides" in result.inputs:
         written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
@@ -612,14 +674,6 @@ def write_outputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
         written["privacy_report"] = _json(result.privacy, out_dir / "privacy_report.json")
     if result.evaluation is not None:
         written["evaluation"] = _json(result.evaluation, out_dir / "evaluation.json")
-    for name, figure in plots.run_figures(result).items():
-        path = figures / f"{name}.png"
-        figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
-        plots.close(figure)
-        written[f"figure:{name}"] = path
-    if result.config is not None:
-        written["vectors"] = write_vectors(result, out_dir / VECTORS_NAME)
-        written["manifest"] = write_manifest(result, written, out_dir)
     return written
 
 

@@ -21,7 +21,8 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.patches import PathPatch, Patch, Rectangle
 from matplotlib.path import Path as CurvePath
 
-from analysis.personas import persona_quotes
+from analysis.personas import persona_order as _persona_order, persona_quotes
+from analysis.stats import RESIDUAL_MARK
 
 FONT = {"font.family": "DejaVu Sans"}
 
@@ -37,9 +38,6 @@ CATEGORY_MARKERS = ("o", "s", "^", "D", "v")
 #: What the marks in a heatmap mean, said once under its title.
 HEATMAP_KEY = "▲ / ▼ adjusted residual ≥ +2 / ≤ −2 · hatched: expected count < 5"
 
-#: |adjusted residual| at or above this is marked: roughly p < 0.05 for a single cell.
-RESIDUAL_MARK = 2.0
-
 
 def _figure_and_axes(ax, size):
     if ax is not None:
@@ -50,11 +48,6 @@ def _figure_and_axes(ax, size):
 
 def _label(labels: Mapping[str, str] | None, key: str) -> str:
     return (labels or {}).get(key, key)
-
-
-def _persona_order(columns) -> list[str]:
-    # "none" last, so the named personas sit together.
-    return sorted(columns, key=lambda persona: (persona == "none", persona))
 
 
 def _grid(table: pd.DataFrame, value: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from analysis.files import DEFAULT_CSV_DIALECT
 from analysis.load import SUPPORTED_SUFFIXES, LoadError, load_notes
 
 CONFIG_NAME = "analysis.toml"
@@ -34,6 +35,7 @@ class Project:
     seed_themes: str = ""
     personas: str = ""
     text_column: str = ""
+    csv_dialect: str = DEFAULT_CSV_DIALECT
     breakdowns: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # what the user should still fix
 
@@ -121,7 +123,13 @@ def plan_project(folder: Path, notes: list[Path] | None = None, seed_themes: Pat
     headers = sorted({found["text"] for found in loaded.attrs.get("columns", {}).values() if "text" in found})
     project.text_column = headers[0] if len(headers) == 1 else ""
     project.breakdowns = _breakdowns(loaded)
+    project.csv_dialect = _csv_dialect(loaded.attrs.get("delimiters", {}))
     return project
+
+
+def _csv_dialect(delimiters: dict[str, str]) -> str:
+    """Outputs like the user's own notes: semicolon CSVs are what a Nordic Excel writes and opens."""
+    return "nordic" if delimiters and set(delimiters.values()) == {";"} else DEFAULT_CSV_DIALECT
 
 
 def _toml(value) -> str:
@@ -140,7 +148,7 @@ def config_text(project: Project) -> str:
 notes = {_toml(project.notes)}   # files or folders: CSV/TSV/XLSX notes, Markdown/TXT documents
 seed_themes = {_toml(project.seed_themes)}   # your codebook, YAML `themes: [{{id, name, description}}]` or .qdc; "" for none
 personas = {_toml(project.personas)}         # your personas, YAML `personas: [{{id, name, description, needs}}]`; "" for none
-overrides = "overrides.yml"  # create it when you first disagree with the model (see the README)
+overrides = "overrides.yml"  # create it when you first disagree with the model (docs/cli.md)
 out = "{OUT_NAME}"                  # tables, figures, report inputs, manifest.json
 cache = ""                   # embedding cache; "" puts it in {OUT_NAME}/cache
 
@@ -158,6 +166,12 @@ cache = ""                   # embedding cache; "" puts it in {OUT_NAME}/cache
 [report]
 # Who says what: one theme × value table per column (breakdowns.csv, the report, notebook 03).
 breakdowns = {_toml(project.breakdowns)}
+
+[output]
+# The CSV tables the run writes: "nordic" (';' between columns, decimal comma) opens by double-click
+# in a Danish, Norwegian or Swedish Excel; "standard" (',' and decimal point) in an English one.
+# Chosen from your notes file; both keep æøå (UTF-8 with BOM) and the guard against formulas.
+csv_dialect = {_toml(project.csv_dialect)}
 
 [embedding]
 backend = "e5"          # e5 (offline, default) | sentence-transformers | tfidf

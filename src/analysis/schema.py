@@ -8,6 +8,8 @@ ever reads them, and ``analysis evaluate`` removes them before the model sees th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: Columns every notes table has, in this order.
 CORE_COLUMNS = (
     "note_id",        # str, unique across the run
@@ -40,3 +42,17 @@ UNDETERMINED = "und"
 
 NO_PERSONA = "none"
 GOLD_PREFIX = "gold_"
+
+
+@dataclass(frozen=True)
+class SeedTheme:
+    """A theme of the analyst's codebook (seed file or REFI-QDA codebook)."""
+
+    id: str
+    name: str
+    description: str
+    examples: tuple[str, ...] = ()
+
+    def texts(self) -> list[str]:
+        """What represents the theme in embedding space: name, description, examples."""
+        return [self.name, self.description, *self.examples]

@@ -20,6 +20,8 @@ from scipy import stats as scipy_stats
 
 #: Cochran's rule: the chi-square approximation is fine when no expected count is below 1
 #: and at most 20 % are below 5.
+#: |adjusted residual| at or above this is marked ▲/▼ (heatmaps, the report): roughly p < 0.05 for a single cell.
+RESIDUAL_MARK = 2.0
 SMALL_EXPECTED = 5.0
 MAX_SHARE_SMALL = 0.20
 

@@ -66,6 +66,51 @@ def detect_language(texts: Sequence[str]) -> list[tuple[str, float]]:
     return results
 
 
+_LANG_ALIASES = {
+    "nb": ("nb", "nob", "no", "nor", "bokmål", "bokmal", "norsk", "norwegian"),
+    "nn": ("nn", "nno", "nynorsk"),
+    "sv": ("sv", "swe", "svenska", "svensk", "swedish"),
+    "da": ("da", "dan", "dansk", "danish"),
+    "en": ("en", "eng", "english", "engelsk", "engelska"),
+}
+_LANG_CODES = {alias: code for code, aliases in _LANG_ALIASES.items() for alias in aliases}
+
+
+def normalise_language(value: str) -> str | None:
+    """Our code for a language as people write it ("Bokmål", "swe", "sv-SE"); None if unknown."""
+    value = value.strip().lower().replace("_", "-")
+    return _LANG_CODES.get(value) or _LANG_CODES.get(value.split("-")[0])
+
+
+def resolve_languages(given: Sequence[str], texts: Sequence[str], analysable: Sequence[bool],
+                      groups: Sequence[str], given_by: Sequence[str] | str = "column"
+                      ) -> tuple[list[str], list[str], list[bool]]:
+    """Each note's (lang, lang_source) and whether its given language was unknown: the given
+    language when it is one we know, else the detected one (notes with text only), else the
+    majority language of its group (its file or source), else ``und``. The one rule for every
+    reader of notes (tables, documents, REFI-QDA projects)."""
+    by = [given_by] * len(given) if isinstance(given_by, str) else list(given_by)
+    lang, source = [UNDETERMINED] * len(given), ["undetermined"] * len(given)
+    unknown, pending = [False] * len(given), []
+    for position, value in enumerate(given):
+        code = normalise_language(value) if value.strip() else None
+        if code:
+            lang[position], source[position] = code, by[position]
+            continue
+        unknown[position] = bool(value.strip()) and value.strip().lower() != UNDETERMINED
+        if analysable[position]:
+            pending.append(position)
+    for position, (code, _) in zip(pending, detect_language([texts[p] for p in pending])):
+        if code != UNDETERMINED:
+            lang[position], source[position] = code, "detected"
+    for position in pending:
+        if lang[position] == UNDETERMINED:
+            known = Counter(l for l, g in zip(lang, groups) if g == groups[position] and l in LANGUAGES)
+            if known:
+                lang[position], source[position] = min(known, key=lambda code: (-known[code], code)), "file_majority"
+    return lang, source, unknown
+
+
 # --------------------------------------------------------------------------- tokens
 
 #: Snowball has one Norwegian stemmer, written for Bokmål; it also strips the common

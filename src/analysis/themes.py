@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,10 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import cohen_kappa_score
 from threadpoolctl import threadpool_limits
 
-from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
+from analysis.config import ThemesConfig
+from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED, SeedTheme  # noqa: F401
+
+_DEFAULTS = ThemesConfig()
 
 
 #: Unit vectors are rounded to multiples of 2^-GRID_BITS. A product of two such vectors is then
@@ -61,18 +63,6 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, on the grid (``on_grid``); zero rows stay zero."""
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
     return on_grid(matrix / np.where(norms == 0, 1.0, norms))
-
-
-@dataclass(frozen=True)
-class SeedTheme:
-    id: str
-    name: str
-    description: str
-    examples: tuple[str, ...] = ()
-
-    def texts(self) -> list[str]:
-        """What represents the theme in embedding space: name, description, examples."""
-        return [self.name, self.description, *self.examples]
 
 
 # --- group centring ---------------------------------------------------------------------
@@ -361,10 +351,12 @@ class ThemeModel(TransformerMixin, BaseEstimator):
     placed by the fit's own rule (see ``_place``), so time and memory grow linearly.
     """
 
-    def __init__(self, n_themes=None, min_k=2, max_k=None, centre_by=("lang", "source_type"),
-                 seed_threshold=0.08, secondary_margin=0.02, min_theme_size=3,
-                 n_neighbors=None, n_refine=3, random_state=0, max_fit_notes=5000,
-                 refine_temperature=0.03, lexical_weight="agreement"):
+    # The defaults a config can set are the config's (config.ThemesConfig, their one home).
+    def __init__(self, n_themes=_DEFAULTS.n_themes, min_k=_DEFAULTS.min_k, max_k=_DEFAULTS.max_k,
+                 centre_by=_DEFAULTS.centre_by, seed_threshold=_DEFAULTS.seed_threshold,
+                 secondary_margin=_DEFAULTS.secondary_margin, min_theme_size=_DEFAULTS.min_theme_size,
+                 n_neighbors=None, n_refine=3, random_state=_DEFAULTS.random_state,
+                 max_fit_notes=_DEFAULTS.max_fit_notes, refine_temperature=0.03, lexical_weight="agreement"):
         self.n_themes = n_themes
         self.min_k = min_k
         self.max_k = max_k
@@ -748,29 +740,21 @@ class SeedFileError(ValueError):
 
 def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     """Read ``themes: [{id, name, description, examples?}]`` from YAML, with clear errors."""
-    import yaml
-
     from analysis.config import did_you_mean
-    from analysis.load import yaml_error_place, yaml_item_lines
+    from analysis.files import read_yaml, yaml_item_lines
 
     path = Path(path)
     if not path.is_file():
         raise SeedFileError(f"{path}: seed-theme file not found. Check --seed-themes or [paths] seed_themes.")
     if path.suffix.lower() in (".qdc", ".qdpx"):  # a REFI-QDA codebook, e.g. exported by NVivo
-        from analysis.export.refi import read_qdc
+        from analysis.exchange.refi import read_qdc
+        from analysis.files import RunFileError
 
-        return read_qdc(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as error:
-        raise SeedFileError(f"{path}: cannot be read as UTF-8 text ({error}). "
-                            "Save the seed themes as a UTF-8 YAML file.") from None
-    except yaml.YAMLError as error:
-        line, column, problem = yaml_error_place(error)  # where the key or quote starts, not where YAML noticed
-        where = f", line {line}, column {column}" if line is not None else ""
-        raise SeedFileError(f"{path}{where}: not valid YAML ({problem}). "
-                            "Fix the indentation or quoting there.") from None
+        try:
+            return read_qdc(path)
+        except RunFileError as error:
+            raise SeedFileError(str(error)) from None
+    data, text = read_yaml(path, SeedFileError, "seed themes")
     if not isinstance(data, dict) or not isinstance(data.get("themes"), list):
         raise SeedFileError(f"{path}: expected a top-level key 'themes' holding a list of themes. "
                             "Start the file with 'themes:' and list each theme under it as '- id: ...'.")

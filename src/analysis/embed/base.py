@@ -34,6 +34,20 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class CorpusFittedEmbedder(Embedder, Protocol):
+    """A backend that must see the corpus before it encodes (TF-IDF learns its vocabulary): the
+    optional ``fit`` of the protocol. The pipeline calls it once, on the texts it will encode."""
+
+    def fit(self, texts: Sequence[str]) -> "CorpusFittedEmbedder":
+        ...
+
+
+def fits_on_corpus(embedder) -> bool:
+    """Whether ``embedder`` declares the optional ``fit`` (CorpusFittedEmbedder)."""
+    return isinstance(embedder, CorpusFittedEmbedder)
+
+
 _REGISTRY: dict[str, Callable[..., Embedder]] = {}
 
 
@@ -47,30 +61,9 @@ def register(name: str) -> Callable[[Callable[..., Embedder]], Callable[..., Emb
     return wrap
 
 
-def available_backends() -> list[str]:
-    _load_builtin_backends()
-    return sorted(_REGISTRY)
-
-
-def get_embedder(name: str, model: str | None = None, **options) -> Embedder:
-    """Build the backend registered as ``name`` (``e5``, ``sentence-transformers``, ``tfidf``)."""
-    _load_builtin_backends()
-    if name not in _REGISTRY:
-        raise EmbedderNotAvailable(
-            f"Unknown embedding backend {name!r}. Choose one of {sorted(_REGISTRY)} "
-            "in [embedding] backend of analysis.toml."
-        )
-    return _REGISTRY[name](model=model, **options)
-
-
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     """Unit-length rows as float32; zero rows stay zero."""
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (matrix / norms).astype(np.float32)
-
-
-def _load_builtin_backends() -> None:
-    # Importing the modules registers them; they import their heavy libraries lazily.
-    from analysis.embed import e5, e5_fast, st, tfidf  # noqa: F401

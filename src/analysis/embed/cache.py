@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from analysis.embed.base import Embedder, Kind
+from analysis.embed.base import fits_on_corpus, Embedder, Kind
 
 _MERGE_AFTER = 32
 
@@ -131,7 +131,7 @@ class CachedEmbedder:
 
     def fit(self, texts: Sequence[str]) -> "CachedEmbedder":
         """Let a backend that must see the corpus first (tfidf) fit; others need nothing."""
-        if hasattr(self.embedder, "fit"):
+        if fits_on_corpus(self.embedder):
             self.embedder.fit(texts)
         return self
 

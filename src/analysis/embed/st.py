@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,16 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from analysis.embed.base import EmbedderNotAvailable, Kind, normalise_rows, register
+from analysis.files import sha256_tree
 
 
 def _weights_hash(folder: Path) -> str:
     """Hash of the weight files in a model folder (names and bytes), for the cache key."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".txt", ".model"}:
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return sha256_tree(folder, {".safetensors", ".bin", ".json", ".txt", ".model"})
 
 
 #: "e5" as a name token ("multilingual-e5-small", "e5_base"), not inside a hash like "3e5f…".

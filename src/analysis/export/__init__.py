@@ -3,103 +3,26 @@
 Everything here reads a run's output folder (``assignments.csv``, ``themes.csv``, …) and never
 the raw corpus. This module holds what every writer shares:
 
-- spreadsheet safety: a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-  return is run as a formula by Excel, LibreOffice and Google Sheets (CSV injection). Such
-  cells get a leading ``'``, which the spreadsheet shows as plain text; ``read_csv`` takes it
-  off again, so the round trip is exact;
+- spreadsheet safety (``write_csv``/``read_csv``, from ``analysis.files``): a cell a spreadsheet
+  would run as a formula gets a leading ``'`` that ``read_csv`` takes off again;
 - ``RunFolder``, the tables of a finished run, read with clear errors.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-#: First characters that make a spreadsheet treat a cell as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-ESCAPE = "'"
+from analysis.files import (ESCAPE, FORMULA_TRIGGERS, RunFileError, from_spreadsheet_safe, read_csv,  # noqa: F401
+                            spreadsheet_safe, write_csv)
 
-
-class ExportError(ValueError):
-    """A run folder or an exchange file cannot be used; the message says where and what to do."""
-
-
-# --------------------------------------------------------------------------- spreadsheet safety
-
-
-def _needs_escape(text: str) -> bool:
-    # A string of escapes followed by a trigger is escaped too, so that the reverse is exact:
-    # "'=x" (a note that really starts with an apostrophe) is written as "''=x".
-    return text.lstrip(ESCAPE).startswith(FORMULA_TRIGGERS)
-
-
-def spreadsheet_safe(value):
-    """``value`` with a leading ``'`` if a spreadsheet would read it as a formula.
-
-    Non-strings are returned unchanged. ``from_spreadsheet_safe`` reverses it exactly.
-    """
-    if isinstance(value, str) and _needs_escape(value):
-        return ESCAPE + value
-    return value
-
-
-def from_spreadsheet_safe(value):
-    """Reverse ``spreadsheet_safe``: drop the ``'`` it added, and nothing else."""
-    if isinstance(value, str) and value.startswith(ESCAPE) and _needs_escape(value[1:]):
-        return value[1:]
-    return value
-
-
-def _is_text_column(column: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as UTF-8 CSV with a byte-order mark (no index, ``\\n`` line ends), every text
-    cell made safe.
-
-    The BOM is what makes Excel read the file as UTF-8 on a double-click (without it, a Nordic
-    Excel shows "Ã¸" for "ø"); pandas, Python's csv module (``utf-8-sig``) and R skip it. No
-    ``sep=`` line: Excel honours it but then ignores the BOM, which breaks æøå again.
-    """
-    path = Path(path)
-    safe = frame.copy()
-    for name in safe.columns:
-        if _is_text_column(safe[name]):
-            safe[name] = safe[name].map(spreadsheet_safe, na_action="ignore")
-    # Python's csv writer (3.11) quotes a field holding "\n" but not one holding a lone "\r",
-    # which readers then take for a line end: quote every text field when there is one.
-    has_cr = any(safe[name].map(lambda v: isinstance(v, str) and "\r" in v).any()
-                 for name in safe.columns if _is_text_column(safe[name]))
-    safe.to_csv(path, index=False, lineterminator="\n", encoding="utf-8-sig",
-                quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
-    return path
-
-
-def read_csv(path: str | Path, dtype=str) -> pd.DataFrame:
-    """Read a CSV written by ``write_csv``: text cells as ``str``, empty cells as ``""``.
-
-    ``dtype`` is passed to pandas (``str`` by default, so ids like ``007`` stay text); the
-    escape of every text column is reversed.
-    """
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ExportError(f"{path}: file not found. Run `analysis run` first, or point --from "
-                          "at the folder the run wrote.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ExportError(f"{path}: not a readable UTF-8 CSV ({error}). Write it again with "
-                          "`analysis run`.") from None
-    for name in frame.columns:
-        if _is_text_column(frame[name]):
-            frame[name] = frame[name].map(from_spreadsheet_safe, na_action="ignore")
-    return frame
+# The one spreadsheet-safe CSV writer and reader lives in analysis.files; exported here for the writers.
+ExportError = RunFileError
 
 
 # --------------------------------------------------------------------------- run folder
@@ -111,15 +34,24 @@ PERSONA_REPORT_FILE = "persona_report.json"
 K_SELECTION_FILE = "k_selection.csv"
 
 _REQUIRED = {
-    ASSIGNMENTS_FILE: ("note_id", "theme_id", "theme_label", "status", "source_file", "source_row",
-                       "source_type", "lang", "text"),
+    ASSIGNMENTS_FILE: ("note_id", "theme_id", "theme_label", "status", "persona_id", "persona_method",
+                       "source_file", "source_row", "source_type", "lang", "text"),
     THEMES_FILE: ("theme_id", "label", "kind", "keywords", "size", "representative_note_ids"),
 }
+#: Columns of assignments.csv that are the run's own, not the note's attributes.
+_RUN_COLUMNS = frozenset({"note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
+                          "persona_id", "persona_method", "persona_score", "status", "status_reason", "flags",
+                          "source_file", "source_row", "doc_id", "char_start", "char_end", "lang", "text",
+                          "extra_cells", "section", "source_type"})
+#: An attribute shown with every quote has at most this many values, each at most this long.
+_QUOTE_ATTRIBUTE_VALUES, _QUOTE_ATTRIBUTE_CHARS = 40, 60
 
 
 @dataclass
 class RunFolder:
-    """The tables of a finished run, as text (``""`` for empty cells)."""
+    """The tables, JSON files and figures of one finished run: text cells as ``str`` (``""`` when
+    empty), exactly as the run wrote them (the spreadsheet guard undone). The one reader of a run
+    folder: every export and the report use it."""
 
     path: Path
     assignments: pd.DataFrame
@@ -127,10 +59,32 @@ class RunFolder:
     manifest: dict | None = None
     persona_report: dict = field(default_factory=dict)
     k_selection: pd.DataFrame | None = None
+    persona_theme: pd.DataFrame | None = None
+    persona_needs: pd.DataFrame | None = None
+    site_theme: pd.DataFrame | None = None
+    breakdowns: pd.DataFrame | None = None
+    evaluation: dict | None = None
+    privacy: dict | None = None
+    overrides: list | dict | None = None
+    persona_names: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
 
     def keywords(self, theme_id: str) -> list[str]:
         row = self.themes.loc[self.themes["theme_id"] == theme_id]
         return split_list(row["keywords"].iloc[0]) if len(row) else []
+
+    def quote_attributes(self) -> list[str]:
+        """The note attributes every quote shows (group, workshop, role, site, ...), in column order."""
+        chosen = []
+        for column in self.assignments.columns:
+            if column in _RUN_COLUMNS or column.startswith("input_"):
+                continue
+            values = self.assignments[column].astype(str).str.strip()
+            filled = values[values != ""]
+            if len(filled) and filled.nunique() <= _QUOTE_ATTRIBUTE_VALUES \
+                    and filled.str.len().max() <= _QUOTE_ATTRIBUTE_CHARS:
+                chosen.append(column)
+        return chosen
 
 
 def split_list(cell: str) -> list[str]:
@@ -138,35 +92,93 @@ def split_list(cell: str) -> list[str]:
     return [part.strip() for part in str(cell).split(";") if part.strip()]
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path, kinds: tuple[type, ...] = (dict,)):
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ExportError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}). "
-                          "Run `analysis run` again to rewrite it.") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ExportError(f"{path}: not valid JSON ({error}). Run `analysis run` again to rewrite it, "
+                          "or delete it to leave that part out.") from None
+    if not isinstance(data, kinds):
+        expected = " or ".join("an object" if k is dict else "a list" for k in kinds)
+        raise ExportError(f"{path}: expected {expected} at the top level of the JSON, found {type(data).__name__}. "
+                          "Run `analysis run` again to rewrite it.")
+    return data
+
+
+def _table(path: Path, dialect: str | None, required: bool = False) -> pd.DataFrame | None:
+    if not path.is_file() and not required:
+        return None
+    try:
+        table = read_csv(path, dialect=dialect)
+    except pd.errors.EmptyDataError:
+        raise ExportError(f"{path}: empty, not a table. Run `analysis run` again to rewrite it.") from None
+    missing = [column for column in _REQUIRED.get(path.name, ()) if column not in table.columns]
+    if missing:
+        raise ExportError(f"{path}: column(s) {', '.join(missing)} missing. "
+                          "The folder was not written by this version of `analysis run`; run it again.")
+    return table
+
+
+def _csv_dialect(manifest: dict | None) -> str | None:
+    """The dialect the run recorded ([output] csv_dialect); None: read it from each file's header."""
+    return ((manifest or {}).get("config") or {}).get("output", {}).get("csv_dialect")
+
+
+def _persona_names(run_dir: Path) -> dict[str, str]:
+    """Display names: the run's own personas file (run_inputs/), else personas/<id>.md's first line."""
+    from analysis.personas import PersonaFileError, load_personas
+
+    try:
+        own = run_inputs(run_dir).get("personas")
+        if own is not None:
+            return {persona.id: persona.name for persona in load_personas(own)}
+    except (ValueError, PersonaFileError):
+        pass  # an unreadable copy: fall back to the summaries' headings
+    folder = run_dir / "personas"
+    names = {}
+    for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
+        first = path.read_text(encoding="utf-8").partition("\n")[0]
+        match = re.match(r"#\s*(.+?)\s*\(`[^`]*`\)\s*$", first)
+        names[path.stem] = match.group(1) if match else path.stem
+    return names
 
 
 def read_run(run_dir: str | Path) -> RunFolder:
-    """Read a run's output folder; raise ExportError naming the missing file or column."""
+    """Read a run's output folder; raise ExportError naming the missing file or column.
+
+    Only assignments.csv and themes.csv are required; every other table or JSON file is None
+    when the run did not write it.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: run folder not found. Run `analysis run --out {run_dir}` first, "
                           "or give the folder of a finished run with --from.")
-    tables = {}
-    for name, required in _REQUIRED.items():
-        table = read_csv(run_dir / name)
-        missing = [column for column in required if column not in table.columns]
-        if missing:
-            raise ExportError(f"{run_dir / name}: column(s) {', '.join(missing)} missing. "
-                              "The folder was not written by this version of `analysis run`; run it again.")
-        tables[name] = table
-    k_path = run_dir / K_SELECTION_FILE
-    return RunFolder(path=run_dir, assignments=tables[ASSIGNMENTS_FILE], themes=tables[THEMES_FILE],
-                     manifest=_read_json(run_dir / MANIFEST_FILE),
-                     persona_report=_read_json(run_dir / PERSONA_REPORT_FILE) or {},
-                     k_selection=read_csv(k_path) if k_path.is_file() else None)
+    manifest = _read_json(run_dir / MANIFEST_FILE)
+    dialect = _csv_dialect(manifest)
+    return RunFolder(
+        path=run_dir,
+        assignments=_table(run_dir / ASSIGNMENTS_FILE, dialect, required=True),
+        themes=_table(run_dir / THEMES_FILE, dialect, required=True),
+        manifest=manifest,
+        persona_report=_read_json(run_dir / PERSONA_REPORT_FILE) or {},
+        k_selection=_table(run_dir / K_SELECTION_FILE, dialect),
+        persona_theme=_table(run_dir / "persona_theme.csv", dialect),
+        persona_needs=_table(run_dir / "persona_needs.csv", dialect),
+        site_theme=_table(run_dir / "site_theme.csv", dialect),
+        breakdowns=_table(run_dir / "breakdowns.csv", dialect),
+        evaluation=_read_json(run_dir / "evaluation.json"),
+        privacy=_read_json(run_dir / "privacy_report.json"),
+        overrides=_read_json(run_dir / "overrides_report.json", kinds=(dict, list)),
+        persona_names=_persona_names(run_dir),
+        figures={p.stem: p for p in sorted((run_dir / "figures").glob("*.png"))},
+    )
+
+
+def run_csv_dialect(run: RunFolder) -> str | None:
+    """The CSV dialect a writer of this run's tables should use (the run's own)."""
+    return _csv_dialect(run.manifest)
 
 
 def run_inputs(run_dir: str | Path) -> dict[str, Path]:

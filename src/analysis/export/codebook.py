@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.export import RunFolder, read_run, split_list, write_csv, write_zip
+from analysis.export import RunFolder, read_run, run_csv_dialect, split_list, write_csv, write_zip
 
 N_QUOTES = 3
 CODEBOOK_MD = "codebook.md"
@@ -144,7 +144,7 @@ def write_codebook(run_dir: str | Path, out_dir: str | Path, seed_themes=None) -
     table = codebook_table(run, seed_themes)
     markdown = out_dir / CODEBOOK_MD
     markdown.write_text(codebook_markdown(run, table), encoding="utf-8", newline="\n")
-    return {"markdown": markdown, "csv": write_csv(table, out_dir / CODEBOOK_CSV)}
+    return {"markdown": markdown, "csv": write_csv(table, out_dir / CODEBOOK_CSV, dialect=run_csv_dialect(run))}
 
 
 # --------------------------------------------------------------------------- Excel

@@ -14,17 +14,17 @@ a second fence. The report holds no timestamp: the same run folder gives the sam
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.stats import contingency_tests, structure_strength
+from analysis.export import ExportError, RunFolder, read_run
+from analysis.files import sha256_file
+from analysis.personas import persona_order as _persona_order
+from analysis.stats import RESIDUAL_MARK, contingency_tests, structure_strength
 from analysis.export.html import (
     absent,
     bullet_list,
@@ -43,14 +43,7 @@ from analysis.export.html import (
     table,
 )
 
-#: |adjusted residual| at or above this is marked ▲/▼, as in the heatmap (plots.RESIDUAL_MARK).
-RESIDUAL_MARK = 2.0
 N_QUOTES = 3
-REQUIRED_COLUMNS = {
-    "assignments.csv": ("note_id", "theme_id", "status", "persona_id", "persona_method",
-                        "source_file", "source_type", "lang", "text"),
-    "themes.csv": ("theme_id", "label", "kind", "keywords", "size", "representative_note_ids"),
-}
 SITE_NAMES = {"baerum": "Bærum", "mariestad": "Mariestad"}
 LANGUAGE_NAMES = {"nb": "Norwegian Bokmål", "nn": "Norwegian Nynorsk", "sv": "Swedish", "da": "Danish",
                   "en": "English", "und": "undetermined"}
@@ -74,133 +67,12 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 SECTIONS = (("data", "1. The question and the data"), ("themes", "2. Themes"), ("who", "3. Who says what"),
             ("personas", "4. Personas"), ("method", "5. Method and agreement with gold labels"),
             ("manifest", "6. Run manifest"))
-#: Columns of assignments.csv that are the run's own, not the note's attributes.
-_RUN_COLUMNS = frozenset({"note_id", "theme_id", "theme_label", "theme_score", "theme_margin", "secondary_theme_id",
-                          "persona_id", "persona_method", "persona_score", "status", "status_reason", "flags",
-                          "source_file", "source_row", "doc_id", "char_start", "char_end", "lang", "text",
-                          "extra_cells", "section", "source_type"})
-#: An attribute shown with every quote has at most this many values, each at most this long.
-_QUOTE_ATTRIBUTE_VALUES, _QUOTE_ATTRIBUTE_CHARS = 40, 60
-
-
-class ReportError(ValueError):
-    """The run folder cannot be turned into a report; the message says which file and what to do."""
+#: The run folder cannot be turned into a report; the message says which file and what to do.
+ReportError = ExportError
 
 
 def site_name(site) -> str:
     return SITE_NAMES.get(plain_text(site), plain_text(site) or "(no site)")
-
-
-# --------------------------------------------------------------------------- reading the run folder
-
-
-@dataclass
-class RunFolder:
-    """The tables, JSON files and figures of one finished run."""
-
-    path: Path
-    assignments: pd.DataFrame
-    themes: pd.DataFrame
-    k_selection: pd.DataFrame | None = None
-    persona_theme: pd.DataFrame | None = None
-    persona_needs: pd.DataFrame | None = None
-    site_theme: pd.DataFrame | None = None
-    persona_report: dict | None = None
-    manifest: dict | None = None
-    evaluation: dict | None = None
-    privacy: dict | None = None
-    overrides: list | dict | None = None
-    persona_names: dict[str, str] = field(default_factory=dict)
-    figures: dict[str, Path] = field(default_factory=dict)
-    breakdowns: pd.DataFrame | None = None
-
-    def quote_attributes(self) -> list[str]:
-        """The note attributes every quote shows (group, workshop, role, site, ...), in column order."""
-        chosen = []
-        for column in self.assignments.columns:
-            if column in _RUN_COLUMNS or column.startswith("input_"):
-                continue
-            values = self.assignments[column].astype(str).str.strip()
-            filled = values[values != ""]
-            if len(filled) and filled.nunique() <= _QUOTE_ATTRIBUTE_VALUES \
-                    and filled.str.len().max() <= _QUOTE_ATTRIBUTE_CHARS:
-                chosen.append(column)
-        return chosen
-
-
-def _read_csv(path: Path, required: bool = False) -> pd.DataFrame | None:
-    if not path.is_file():
-        if required:
-            raise ReportError(f"{path}: not found. Make a complete run folder first with "
-                              f"`analysis run --out {path.parent}`, then point the report at it.")
-        return None
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ReportError(f"{path}: cannot be read as CSV ({error}). Re-create it with `analysis run`.") from error
-    missing = [c for c in REQUIRED_COLUMNS.get(path.name, ()) if c not in frame.columns]
-    if missing:
-        raise ReportError(f"{path}: column(s) {missing} missing. The file does not come from this version of "
-                          "`analysis run`; re-run it to write the file again.")
-    return frame
-
-
-def _read_json(path: Path, kinds: tuple[type, ...] = (dict,)):
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ReportError(f"{path}: not valid JSON ({error}). Re-create it with `analysis run`, "
-                          "or delete it to leave that part out of the report.") from error
-    if not isinstance(data, kinds):
-        expected = " or ".join("an object" if k is dict else "a list" for k in kinds)
-        raise ReportError(f"{path}: expected {expected} at the top level of the JSON, found {type(data).__name__}. "
-                          "Re-create it with `analysis run`.")
-    return data
-
-
-def _persona_names(folder: Path) -> dict[str, str]:
-    """Display names: the run's own personas file (run_inputs/), else personas/<id>.md's first line."""
-    from analysis.export import run_inputs
-    from analysis.personas import PersonaFileError, load_personas
-
-    try:
-        own = run_inputs(folder.parent).get("personas")
-        if own is not None:
-            return {persona.id: persona.name for persona in load_personas(own)}
-    except (ValueError, PersonaFileError):
-        pass  # an unreadable copy: fall back to the summaries' headings
-    names = {}
-    for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
-        first = path.read_text(encoding="utf-8").partition("\n")[0]
-        match = re.match(r"#\s*(.+?)\s*\(`[^`]*`\)\s*$", first)
-        names[path.stem] = match.group(1) if match else path.stem
-    return names
-
-
-def read_run(run_dir: str | Path) -> RunFolder:
-    """Read a run folder written by ``analysis run``; only assignments.csv and themes.csv are required."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ReportError(f"{path}: run folder not found. Make one with `analysis run --out {path}`.")
-    return RunFolder(
-        path=path,
-        assignments=_read_csv(path / "assignments.csv", required=True),
-        themes=_read_csv(path / "themes.csv", required=True),
-        k_selection=_read_csv(path / "k_selection.csv"),
-        persona_theme=_read_csv(path / "persona_theme.csv"),
-        persona_needs=_read_csv(path / "persona_needs.csv"),
-        site_theme=_read_csv(path / "site_theme.csv"),
-        persona_report=_read_json(path / "persona_report.json"),
-        manifest=_read_json(path / "manifest.json"),
-        evaluation=_read_json(path / "evaluation.json"),
-        privacy=_read_json(path / "privacy_report.json"),
-        overrides=_read_json(path / "overrides_report.json", kinds=(dict, list)),
-        persona_names=_persona_names(path / "personas"),
-        figures={p.stem: p for p in sorted((path / "figures").glob("*.png"))},
-        breakdowns=_read_csv(path / "breakdowns.csv"),
-    )
 
 
 # --------------------------------------------------------------------------- figures
@@ -455,11 +327,6 @@ def _cell(count, residual, small) -> Markup:
     text = fmt(count) + (f" {mark}" if mark else "") + (" †" if small else "")
     title = f"adjusted residual {fmt(residual, 2)}" + ("; expected count below 5" if small else "")
     return element("span", text, title=title, class_={"▲": "over", "▼": "under"}.get(mark))
-
-
-def _persona_order(ids: Iterable[str]) -> list[str]:
-    ids = sorted(set(ids))
-    return [i for i in ids if i != "none"] + (["none"] if "none" in ids else [])
 
 
 def _theme_labels(run: RunFolder) -> dict[str, str]:
@@ -757,7 +624,7 @@ def method_section(run: RunFolder, shelf: FigureShelf) -> Markup:
 def _file_check(path: Path, recorded) -> Markup:
     if not path.is_file():
         return element("span", "missing", class_="under")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     return Markup("matches") if digest == recorded else element("span", "changed since the run", class_="over")
 
 

@@ -1,0 +1,1 @@
+"""Reading files other software exchanges with us (REFI-QDA projects and codebooks): input, not output."""
