@@ -809,6 +809,9 @@ def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, no
     strength = new_theme_structure(result.k_selection)
     if strength is not None:
         lines.append(f"new-theme structure: {strength.level} ({strength.sentence})")
+    elif len(result.assignments):
+        lines.append("new-theme structure: none (the seed themes took every note with a theme's score, "
+                     "so no new theme was looked for)")
     if result.breakdowns is not None:
         lines.append("breakdowns (who says what): " + ", ".join(result.breakdowns.attrs["tests"])
                      + " -> breakdowns.csv")

@@ -96,14 +96,17 @@ def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statu
     rows = []
     for rank, (position, uncertainty, nearest) in enumerate(picks, start=1):
         i = order[position]
-        best, second = np.argsort(-learner.proba_[i], kind="stable")[:2]
-        why = (f"uncertain between {classes[best]} and {classes[second]}" if uncertainty >= 0.5
+        ranked = np.argsort(-learner.proba_[i], kind="stable")
+        best = ranked[0]
+        second = ranked[1] if len(ranked) > 1 else None   # one theme only: no runner-up
+        runner_up = classes[second] if second is not None else ""
+        why = (f"uncertain between {classes[best]} and {runner_up}" if uncertainty >= 0.5 and runner_up
                else f"far from every confirmed note and seed example (closest cosine {nearest:.2f})")
         if learning["candidates"][i]:
             why = f"candidate new theme {learning['candidates'][i]}; {why}"
         rows.append({"rank": rank, "note_id": ids[i], "text": notes["text"].iloc[i], "theme_id": classes[best],
-                     "theme_score": round(float(learner.proba_[i, best]), 4), "runner_up_theme_id": classes[second],
-                     "runner_up_score": round(float(learner.proba_[i, second]), 4), "reason": why,
+                     "theme_score": round(float(learner.proba_[i, best]), 4), "runner_up_theme_id": runner_up,
+                     "runner_up_score": round(float(learner.proba_[i, second]), 4) if second is not None else float("nan"), "reason": why,
                      **{a: notes[a].iloc[i] for a in attributes if a in notes.columns}})
     return pd.DataFrame(rows, columns=[*QUEUE_COLUMNS, *[a for a in attributes if a in notes.columns]])
 
