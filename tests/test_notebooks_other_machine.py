@@ -24,7 +24,8 @@ from analysis.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURED_SIGMA = 4e-4   # another CPU's deviation (README, "Reproducing our numbers")
-NOTEBOOKS = ["01-explore-notes.ipynb", "04-reproduce-and-evaluate.ipynb", "05-export.ipynb"]
+NOTEBOOKS = ["01-explore-notes.ipynb", "02-themes.ipynb", "04-reproduce-and-evaluate.ipynb", "05-export.ipynb",
+             "06-review-loop.ipynb"]
 
 pytestmark = [pytest.mark.slow]
 
