@@ -151,7 +151,7 @@ def run_set(bench: SuiteSet, config, embedder) -> dict:
            **stability(fit, vectors, groups, inductive)}
     if bench.seed_path:
         seeds = load_seed_themes(bench.seed_path)
-        guided = fit(vectors, groups, seed_vectors=seed_prototypes(seeds, embedder), seed_ids=[s.id for s in seeds],
+        guided = fit(vectors, groups, seed_vectors=seed_prototypes(seeds, embedder, config.themes.seed_text), seed_ids=[s.id for s in seeds],
                      seed_lexical=seed_lexical_scores(texts, langs.tolist(), seeds))
         row |= {f"guided_{key}": value for key, value in guided_metrics(gold, guided).items()}
         row["seedless_recall"] = seedless_recall(gold, guided, {s.id for s in seeds})

@@ -24,6 +24,7 @@ from analysis.themes import (
     load_seed_themes,
     modularity,
     seed_prototypes,
+    seed_texts,
     spectral_embedding,
     view_agreement,
 )
@@ -81,6 +82,21 @@ def test_seed_file_loads_and_normalises_whitespace(tmp_path):
     assert (seed.id, seed.name, seed.description, seed.examples) == ("coffee", "Kaffe", "Kaffe og kaffemaskin.",
                                                                      ("Kald kaffe",))
     assert seed.texts() == ["Kaffe", "Kaffe og kaffemaskin.", "Kald kaffe"]
+
+
+def test_seed_prototype_is_name_and_description_in_one_text(seeds, e5):
+    # The default since 2026-12-04 (benchmarks/README.md, "Dev suite"); "all" is the old mean.
+    seed = seeds[0]
+    assert ThemesConfig().seed_text == "name_description"
+    assert seed_texts(seed) == [f"{seed.name}: {seed.description}"]
+    assert seed_texts(seed, "all") == seed.texts()
+    one_text = e5.encode([f"{seed.name}: {seed.description}"], kind="query")[0]
+    mean = e5.encode(seed.texts(), kind="query").mean(axis=0)
+    assert np.allclose(seed_prototypes([seed], e5)[0], one_text / np.linalg.norm(one_text), atol=1e-6)
+    assert np.allclose(seed_prototypes([seed], e5, "all")[0], mean / np.linalg.norm(mean), atol=1e-6)
+    assert not np.allclose(seed_prototypes([seed], e5)[0], seed_prototypes([seed], e5, "all")[0], atol=1e-3)
+    with pytest.raises(ValueError, match="seed_text must be one of name_description, all, got 'name'"):
+        seed_texts(seed, "name")
 
 
 def test_committed_seed_fixture_loads(seeds):

@@ -38,7 +38,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import cohen_kappa_score
 from threadpoolctl import threadpool_limits
 
-from analysis.config import ThemesConfig
+from analysis.config import SEED_TEXTS, ThemesConfig
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED, SeedTheme  # noqa: F401
 
 _DEFAULTS = ThemesConfig()
@@ -790,6 +790,20 @@ def load_seed_themes(path: str | Path) -> list[SeedTheme]:
     return seeds
 
 
-def seed_prototypes(seeds: list[SeedTheme], embedder) -> np.ndarray:
-    """One unit vector per seed theme: the mean of its name, description and examples."""
-    return np.stack([_unit(embedder.encode(seed.texts(), kind="query").mean(axis=0)) for seed in seeds])
+def seed_texts(seed: SeedTheme, seed_text: str = _DEFAULTS.seed_text) -> list[str]:
+    """The texts whose mean embedding is the seed's prototype (``seed_text``: see config.SEED_TEXTS).
+
+    "name_description" is one text, "name: description". The mean of separate texts ("all")
+    gave an example of one to four words ("Fadder for nye") as much weight as the description,
+    and the prototypes agreed less with the gold themes on all three guided dev sets
+    (benchmarks/README.md, "Dev suite"). The examples still count through the lexical views.
+    """
+    if seed_text not in SEED_TEXTS:
+        raise ValueError(f"seed_text must be one of {', '.join(SEED_TEXTS)}, got {seed_text!r}.")
+    return [f"{seed.name}: {seed.description}"] if seed_text == "name_description" else seed.texts()
+
+
+def seed_prototypes(seeds: list[SeedTheme], embedder, seed_text: str = _DEFAULTS.seed_text) -> np.ndarray:
+    """One unit vector per seed theme: the mean embedding of its ``seed_texts``."""
+    return np.stack([_unit(embedder.encode(seed_texts(seed, seed_text), kind="query").mean(axis=0))
+                     for seed in seeds])
