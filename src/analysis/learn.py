@@ -257,6 +257,9 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
         baseline = clone(learner).fit(centred, prior, kept, (), (), example_rows, example_themes, anchors[keep])
         reached = np.asarray(learner.labels_, dtype=object) != np.asarray(baseline.labels_, dtype=object)
         reached[rows] = False
+        # A note the decisions change in the learner but that keeps the model's theme has not moved.
+        learnt = np.asarray(learner.labels_, dtype=object)
+        reached &= np.where(learnt == EXCLUDED, "", learnt) != np.asarray(model.labels_, dtype=object)
         _give_model_labels(model, learner, centred, rows, themes, reached, evidence)
     confirmed = {theme: {"notes": int((themes == theme).sum()),
                          "examples": int(np.sum(np.asarray(example_themes, dtype=object) == theme))
