@@ -63,7 +63,7 @@ def prepare(bench, config, embedder) -> dict:
     vectors = embedder.encode(texts, kind="query")
     groups = bench.notes[[c for c in bench.groups if c in bench.notes.columns]].astype(str).reset_index(drop=True)
     seeds = load_seed_themes(bench.seed_path)
-    seed_vectors = seed_prototypes(seeds, embedder)
+    seed_vectors = seed_prototypes(seeds, embedder, config.themes.seed_text)
     lexical = seed_lexical_scores(texts, bench.notes["lang"].astype(str).tolist(), seeds)
     model = theme_model_from_config(config)
     model.fit(vectors, groups=groups, seed_vectors=seed_vectors, seed_ids=[s.id for s in seeds], seed_lexical=lexical)

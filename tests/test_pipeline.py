@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -190,3 +191,16 @@ def test_evaluate_uses_the_configs_files_and_says_so(project):
     assert record["measured"]["seed_themes"] is None and record["measured"]["personas_from"] == "none"
     assert record["metrics"]["accuracy"] is None and record["metrics"]["persona_accuracy"] is None
     assert run_evaluation["measured"]["seed_themes_from"] == "config"
+
+
+def test_the_configs_seed_text_reaches_the_seed_prototypes(e5):
+    """[themes] seed_text decides how the run embeds its seed themes (not only the default)."""
+    from analysis.themes import seed_prototypes
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")]},
+                         themes={"seed_text": "all"})
+    result = pipeline.run(config, embedder=e5, progress=False)
+    used = result.fit_inputs["seed_vectors"]
+    assert np.array_equal(used, seed_prototypes(result.seeds, e5, "all"))
+    assert not np.allclose(used, seed_prototypes(result.seeds, e5, "name_description"))

@@ -105,7 +105,7 @@ def theme_fit_inputs(result, embedder=None) -> dict:
         raise ValueError("This run used seed themes; pass embedder=pipeline.build_embedder(config) so that "
                          "their prototypes can be rebuilt.")
     return {"groups": groups,
-            "seed_vectors": seed_prototypes(result.seeds, embedder),
+            "seed_vectors": seed_prototypes(result.seeds, embedder, result.config.themes.seed_text),
             "seed_ids": [seed.id for seed in result.seeds],
             "seed_lexical": seed_lexical_scores(analysable["text"].tolist(), analysable["lang"].tolist(),
                                                 result.seeds)}

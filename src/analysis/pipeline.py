@@ -220,7 +220,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         inputs["seed_themes"] = [seed_path]
         config = _with_paths(config, seed_themes=_as_config_path(seed_path, config))
     with stage("seeds"):
-        seed_vectors = seed_prototypes(seeds, embedder) if seeds else None
+        seed_vectors = seed_prototypes(seeds, embedder, config.themes.seed_text) if seeds else None
     model = theme_model_from_config(config)
     groups = notes.loc[analysable, [c for c in config.themes.centre_by if c in notes.columns]]
     seed_lexical = None
