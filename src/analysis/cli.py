@@ -162,7 +162,7 @@ def run(
     """
     import dataclasses
 
-    from analysis import pipeline
+    from analysis import outputs, pipeline
     from analysis.breakdowns import BreakdownError
 
     _log_masked()
@@ -182,8 +182,8 @@ def run(
         result = pipeline.run(cfg, notes_paths=notes, personas_path=None if no_personas else personas,
                               seed_themes_path=None if no_seed_themes else seed_themes,
                               overrides_path=overrides_file, out_dir=out_dir)
-        written = pipeline.write_outputs(result, out_dir)
-    for line in pipeline.summary_lines(result, written, out_dir, notices=False):
+        written = outputs.write_outputs(result, out_dir)
+    for line in outputs.summary_lines(result, written, out_dir, notices=False):
         typer.echo(line)
 
 
@@ -346,7 +346,7 @@ def verify(
     """
     import tempfile
 
-    from analysis import pipeline
+    from analysis import outputs
     from analysis.bundle import BundleError, open_bundle, stage_inputs
     from analysis.manifest import read_manifest
 
@@ -362,7 +362,7 @@ def verify(
             options.update(cache=opened.cache, recorded_vectors=opened.vectors)
         if notes:
             root = stage_inputs(read_manifest(manifest), Path(tmp) / "inputs", root, notes_paths=notes)
-        check = pipeline.verify(manifest, root=root, work_dir=work_dir or Path(tmp) / "rerun", **options)
+        check = outputs.verify(manifest, root=root, work_dir=work_dir or Path(tmp) / "rerun", **options)
     for line in check.lines():
         typer.echo(line)
     if not check.identical:
