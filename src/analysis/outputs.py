@@ -21,7 +21,7 @@ from analysis.config import config_from_dict
 from analysis.files import write_csv
 from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
                                write_vectors)
-from analysis.personas import persona_summary_markdown, without_persona_columns
+from analysis.personas import persona_summary_markdown
 from analysis.pipeline import RunResult, as_config_path, run, stage_hook, with_paths
 from analysis.review import confirmed_counts_line
 from analysis.stats import structure_strength
@@ -131,11 +131,10 @@ def write_run_inputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
 
 def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    themed = without_persona_columns(result.assignments)
     written = {}
     for persona in result.personas:
         text = persona_summary_markdown(persona, result.persona_theme, result.persona_needs,
-                                        themed, result.persona_links)
+                                        result.assignments, result.persona_links)
         path = folder / f"{persona.id}.md"
         path.write_text(text, encoding="utf-8")
         written[f"persona:{persona.id}"] = path

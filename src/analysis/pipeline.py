@@ -28,7 +28,7 @@ from analysis.load import load_notes, require_notes
 from analysis.learn import learn, seed_example_vectors
 from analysis.overrides import apply_overrides, load_overrides
 from analysis.review import QUEUE_COLUMNS, QUEUE_SIZE, review_queue
-from analysis.personas import load_personas, without_persona_columns
+from analysis.personas import load_personas
 from analysis.privacy import Masker, mask_frame, summarise
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
@@ -44,8 +44,15 @@ ASSIGNMENT_COLUMNS = [
 ]
 
 
-@dataclass
+#: The persona columns of ``assignments``, filled from the persona links (``_with_personas``).
+PERSONA_COLUMNS = ["persona_id", "persona_method", "persona_score"]
+
+
+@dataclass(frozen=True)
 class RunResult:
+    """Everything one run found, built once at its end: nothing sets a field afterwards
+    (``dataclasses.replace`` makes a changed copy)."""
+
     notes: pd.DataFrame
     vectors: np.ndarray
     model: ThemeModel
@@ -272,32 +279,31 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     with stage("labels"):
         themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() \
             else _empty_themes()
-        assignments = _assignments(notes, analysable, model, themes)
-    result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
-                       assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
-                       seeds=seeds, embedder_identity=embedder.identity,
-                       embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
-                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
-                       centring=centring_report(notes[analysable], model, config.themes.centre_by),
-                       review_queue=queue, learning=learning)
-
+        themed = _assignments(notes, analysable, model, themes)
+    linked: dict = {}
     if persona_path:
         with stage("personas"):
-            _link_personas(result, personas, embedder, config)
-        result.inputs["personas"] = [persona_path]
-        result.config = with_paths(result.config, personas=as_config_path(persona_path, config))
+            linked = _link_personas(notes, vectors, model, themed, personas, embedder, config)
+        inputs["personas"] = [persona_path]
+        config = with_paths(config, personas=as_config_path(persona_path, config))
+    links = linked.get("persona_links")
+    assignments = _with_personas(themed, links)
     with stage("breakdowns"):
         attributes = breakdown_attributes(assignments, config.report.breakdowns)
-        result.breakdowns = breakdown_table(result.assignments, attributes) if attributes else None
-    if model_only is None:
-        model_only = assignments
-    else:
-        model_only[["persona_id", "persona_method"]] = assignments[["persona_id", "persona_method"]].to_numpy()
+        breakdowns = breakdown_table(assignments, attributes) if attributes else None
+    model_only = assignments if model_only is None else _with_personas(model_only, links)
     with stage("evaluate"):
-        result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
-                                                                       "personas": bool(personas_path)})
-    return result
+        evaluation = _gold_agreement(notes, model_only, seeds, links is not None, config.paths, overrides_report,
+                                     named={"seed_themes": bool(seed_themes_path), "personas": bool(personas_path)})
+    return RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
+                     assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
+                     seeds=seeds, embedder_identity=embedder.identity,
+                     embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
+                     config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
+                     notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
+                     centring=centring_report(notes[analysable], model, config.themes.centre_by),
+                     review_queue=queue, learning=learning, evaluation=evaluation, breakdowns=breakdowns,
+                     **linked)
 
 
 #: How a note's language was found (load's ``lang_source``), as the run summary says it.
@@ -428,7 +434,8 @@ def _weights_sha256(embedder) -> str | None:
     return getattr(backend, "weights_sha256", None)
 
 
-def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) -> dict | None:
+def _gold_agreement(notes: pd.DataFrame, model_only: pd.DataFrame, seeds: list, linked_personas: bool, paths,
+                    overrides_report: list[dict], named: dict) -> dict | None:
     """Agreement with the notes' own gold columns, when they have any (the model never saw them).
 
     Measured as ``analysis evaluate`` measures: the model's own assignments, without the
@@ -436,20 +443,18 @@ def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) ->
     """
     from analysis.metrics import EvaluationError, gold_agreement, measured_inputs
 
-    notes = result.notes
     if "gold_theme" not in notes.columns:
         return None
     persona_column = "gold_persona" if "gold_persona" in notes.columns else None
     try:
         report = gold_agreement(notes, model_only, "gold_theme", persona_column,
-                                guided=bool(result.seeds), personas=result.persona_links is not None)
+                                guided=bool(seeds), personas=linked_personas)
     except EvaluationError:
         return None
-    paths = result.config.paths
     report.measured = measured_inputs(paths.seed_themes, "named" if named["seed_themes"] else "config",
                                       paths.personas, "named" if named["personas"] else "config")
     record = report.record("gold_theme", persona_column)
-    record["overrides_in_outputs"] = sum(r["state"] == "applied" for r in result.overrides_report)
+    record["overrides_in_outputs"] = sum(r["state"] == "applied" for r in overrides_report)
     return record
 
 
@@ -498,15 +503,27 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     frame["secondary_theme_id"] = secondary
     frame["status"] = status
     frame["status_reason"] = reason
-    frame["persona_id"] = NO_PERSONA
-    frame["persona_method"] = "none"
-    frame["persona_score"] = 0.0
     # The input's own columns (site, workshop, participant_role, …) follow, so that exports and
     # reports can use them; gold labels stay out of the outputs a model run writes.
     attributes = [c for c in notes.columns
                   if c not in CORE_COLUMNS and c not in ASSIGNMENT_COLUMNS and not c.startswith(GOLD_PREFIX)]
     frame[attributes] = notes[attributes].to_numpy()
-    return frame[ASSIGNMENT_COLUMNS + attributes].reset_index(drop=True)
+    return frame[[c for c in ASSIGNMENT_COLUMNS if c not in PERSONA_COLUMNS] + attributes].reset_index(drop=True)
+
+
+def _with_personas(themed: pd.DataFrame, links: pd.DataFrame | None) -> pd.DataFrame:
+    """The assignments: ``themed`` (``_assignments``) with each note's persona link, or none without links."""
+    frame = themed.copy()
+    if links is None:
+        frame["persona_id"] = NO_PERSONA
+        frame["persona_method"] = "none"
+        frame["persona_score"] = 0.0
+    else:
+        frame["persona_id"] = links["persona_id"].to_numpy()
+        frame["persona_method"] = links["persona_method"].to_numpy()
+        frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
+    attributes = [c for c in themed.columns if c not in ASSIGNMENT_COLUMNS]
+    return frame[ASSIGNMENT_COLUMNS + attributes]
 
 
 def note_space(result: RunResult, embedder):
@@ -516,56 +533,52 @@ def note_space(result: RunResult, embedder):
     embedded with ``embedder`` and centred by the same model (its overall mean; they belong
     to no language or source-type group).
     """
+    return _note_space(result.notes, result.vectors, result.model, embedder)
+
+
+def _note_space(notes: pd.DataFrame, raw_vectors: np.ndarray, model: ThemeModel, embedder):
     from analysis.personas import NoteSpace
 
-    notes = result.notes
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
-    width = result.vectors.shape[1] if result.vectors.size else 1
+    width = raw_vectors.shape[1] if raw_vectors.size else 1
     vectors = np.zeros((len(notes), width))
     if analysable.any():
-        groups = notes.loc[analysable, [c for c in result.model.centre_by or () if c in notes.columns]]
-        vectors[analysable] = result.model.centre(result.vectors, groups)
-        centre = result.model.centre
+        groups = notes.loc[analysable, [c for c in model.centre_by or () if c in notes.columns]]
+        vectors[analysable] = model.centre(raw_vectors, groups)
+        centre = model.centre
     else:
         def centre(raw):
             return np.zeros((len(raw), width))
     return NoteSpace(tuple(notes["note_id"].astype(str)), vectors, embedder, centre)
 
 
-def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
+def _link_personas(notes: pd.DataFrame, vectors: np.ndarray, model: ThemeModel, themed: pd.DataFrame,
+                   personas: list, embedder, config: Config) -> dict:
+    """The run's persona fields (``RunResult``'s personas, persona_links, persona_theme, persona_needs,
+    trace, site_theme, persona_report). ``themed`` is the assignments before the persona columns."""
     from analysis.personas import (METHOD_SIMILARITY, compare_groups, link_personas, need_coverage, need_support,
                                    need_threshold_in_use, similarity_threshold_in_use, theme_persona_table,
                                    trace_table)
 
-    notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
-    space = note_space(result, embedder)
+    notes = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX)])
+    space = _note_space(notes, vectors, model, embedder)
     links = link_personas(notes, personas, space, config.personas)
     verdict = links.attrs.get("similarity", {})
     links = links.reset_index(drop=True)
-    frame = result.assignments
-    frame["persona_id"] = links["persona_id"].to_numpy()
-    frame["persona_method"] = links["persona_method"].to_numpy()
-    frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
-    result.personas = personas
-    result.persona_links = links
-    themed = without_persona_columns(frame)
-    result.persona_theme = theme_persona_table(themed, links)
+    persona_theme = theme_persona_table(themed, links)
     # Need coverage compares the needs with the run's own centred note vectors (the NoteSpace):
     # only the need texts are embedded, never the notes again.
     support = need_support(personas, themed, space, notes)
     need_choice = need_threshold_in_use(config.personas)
     threshold = need_choice.threshold
-    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
-    result.persona_needs = _rounded(need_coverage(personas, themed, space, threshold, notes=notes, support=support))
-    result.trace = _rounded(trace_table(personas, themed, links, space, threshold, notes=notes, support=support))
-    if "site" in notes.columns and notes["site"].nunique() > 1:
-        result.site_theme = compare_groups(themed, "site", notes=notes)
+    site_theme = compare_groups(themed, "site", notes=notes) \
+        if "site" in notes.columns and notes["site"].nunique() > 1 else None
     similarity_scores = links["persona_score"].where(links["persona_method"] == METHOD_SIMILARITY)
     choice = similarity_threshold_in_use(config.personas, scores=similarity_scores, verdict=verdict)
     why = choice.reason
     if verdict and not verdict.get("reliable", True):
         why += "; similarity linked nothing on these notes because " + "; ".join(verdict["reasons"])
-    result.persona_report = {
+    persona_report = {
         "similarity_threshold": choice.threshold,
         "why": why,
         "similarity": {"status": "reliable" if verdict.get("reliable") else "not reliable: linked nothing",
@@ -573,10 +586,15 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "need_threshold": threshold,
         "need_threshold_why": need_choice.reason,
         "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
-        "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
-        "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
+        "theme_persona_tests": persona_theme.attrs.get("tests", {}),
+        "site_theme_tests": site_theme.attrs.get("tests", {}) if site_theme is not None else None,
     }
-
+    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
+    return {"personas": personas, "persona_links": links, "persona_theme": persona_theme,
+            "persona_needs": _rounded(need_coverage(personas, themed, space, threshold, notes=notes,
+                                                    support=support)),
+            "trace": _rounded(trace_table(personas, themed, links, space, threshold, notes=notes, support=support)),
+            "site_theme": site_theme, "persona_report": persona_report}
 
 def _rounded(frame: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
     floats = frame.select_dtypes("float").columns
