@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import pipeline
 from analysis.config import load_config
-from analysis.personas import _need_support_pairs, need_coverage, need_support, without_persona_columns
+from analysis.personas import _need_support_pairs, need_coverage, need_support
 
 ROOT = Path(__file__).resolve().parents[1]
 #: ../shared next to the repository (or next to a folder holding it, e.g. a git worktree).
@@ -60,16 +60,15 @@ def main() -> int:
         for name, path in corpora(Path(tmp)).items():
             config = load_config(path)
             result = pipeline.run(config, progress=False)
-            themed = without_persona_columns(result.assignments)
             # The run's own centred vectors, as the pipeline uses them (only the needs are embedded).
             space = pipeline.note_space(result, pipeline.build_embedder(config, progress=False))
-            support = need_support(result.personas, themed, space, result.notes)
+            support = need_support(result.personas, result.assignments, space, result.notes)
             n_needs = sum(len(p.needs) for p in result.personas)
             for rule, threshold in ((f"fixed {FIXED}", FIXED), ("relative (theme-level z)", None)):
-                coverage = need_coverage(result.personas, themed, space, threshold, support=support)
+                coverage = need_coverage(result.personas, result.assignments, space, threshold, support=support)
                 rows.append({"corpus": name, "notes": len(result.notes), "needs": n_needs, "rule": rule,
                              "gaps": int(coverage["gap"].sum()),
-                             "gaps_next_to_a_5+_theme": gaps_next_to_themes(coverage, themed),
+                             "gaps_next_to_a_5+_theme": gaps_next_to_themes(coverage, result.assignments),
                              "supporting_pairs": len(_need_support_pairs(support, threshold))})
     print(pd.DataFrame(rows).to_string(index=False))
     return 0

@@ -359,13 +359,13 @@ def benchmark_config(corpus: Path, cache: Path, out: Path, batch_size: int, max_
 
 
 def run_measured(config, out: Path) -> tuple[StepRecorder, dict]:
-    """``pipeline.run`` and ``write_outputs`` with every step timed; returns the recorder and facts."""
-    from analysis import pipeline
+    """``pipeline.run`` and ``outputs.write_outputs`` with every step timed; returns the recorder and facts."""
+    from analysis import outputs, pipeline
 
     recorder = StepRecorder()
     start = time.perf_counter()
     result = pipeline.run(config, progress=False, on_stage=recorder.step)
-    written = pipeline.write_outputs(result, out, on_stage=recorder.step)
+    written = outputs.write_outputs(result, out, on_stage=recorder.step)
     total = time.perf_counter() - start
     status = result.assignments["status"].value_counts().to_dict()
     facts = {

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from analysis import pipeline
+from analysis import outputs, pipeline
 from analysis.cli import app
 from analysis.config import PathsConfig, load_config
 from analysis.embed.cache import CachedEmbedder
@@ -323,7 +323,7 @@ def write_corpus(folder: Path, corpus: list) -> list[dict]:
 
 def run_and_read(folder: Path, out: Path, config, embedder) -> pd.DataFrame:
     result = pipeline.run(config, notes_paths=[folder], embedder=embedder, progress=False)
-    pipeline.write_outputs(result, out)
+    outputs.write_outputs(result, out)
     return read_assignments(out)
 
 
@@ -377,21 +377,21 @@ def test_shuffled_rows_give_identical_outputs(config_path, cached_e5, monkeypatc
         return
     config = load_config(config_path)
     folder = config.root / "shuffle"  # one place for both versions: source_file is the same
-    outputs = []
+    runs = []
     for version in (corpus, shuffled_copy(corpus, seed)):
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "notes").mkdir(parents=True)
         write_corpus(folder / "notes", version)
         run_and_read(folder / "notes", folder / "out", config, cached_e5)
-        outputs.append({path.name: path.read_bytes() for path in (folder / "out").glob("*.csv")})
-    original, shuffled = outputs
+        runs.append({path.name: path.read_bytes() for path in (folder / "out").glob("*.csv")})
+    original, shuffled = runs
     assert original.keys() == shuffled.keys()
     with_rows = {"assignments.csv", "review_queue.csv"}   # they carry each note's source_row
     for name in sorted(original.keys() - with_rows):
         assert original[name] == shuffled[name], name
     for name in sorted(with_rows & original.keys()):
         before, after = (pd.read_csv(io.BytesIO(files[name]), dtype=str, keep_default_na=False)
-                         for files in outputs)
+                         for files in runs)
         pd.testing.assert_frame_equal(before.drop(columns="source_row"), after.drop(columns="source_row"))
 
 

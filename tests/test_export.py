@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from analysis import pipeline
+from analysis import outputs, pipeline
 from analysis.config import load_config
 from analysis.embed.cache import CachedEmbedder
 from analysis.evaluate import gold_agreement
@@ -77,7 +77,7 @@ def run_dir(project, embedder) -> Path:
     config = load_config(project / "analysis.toml")
     result = pipeline.run(config, embedder=embedder, progress=False)
     out = project / "out"
-    pipeline.write_outputs(result, out)
+    outputs.write_outputs(result, out)
     return out
 
 

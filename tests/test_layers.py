@@ -25,11 +25,10 @@ LAYERS = (
     # review queue, statistics, agreement, personas
     {"analysis.themes", "analysis.lexical", "analysis.labels", "analysis.overrides", "analysis.learn",
      "analysis.review", "analysis.stats", "analysis.metrics", "analysis.personas", "analysis.breakdowns"},
-    # L4: the one path (pipeline), its measurement (evaluate), and the figures of a result
-    # (plots sits here while write_outputs lives in pipeline)
-    {"analysis.plots", "analysis.pipeline", "analysis.evaluate"},
-    # L5: what reads a finished run or serves the notebooks
-    {"analysis.export", "analysis.export.codebook", "analysis.export.html", "analysis.export.refi",
+    # L4: the one path, in memory (pipeline), and its measurement (evaluate)
+    {"analysis.pipeline", "analysis.evaluate"},
+    # L5: what writes, draws, verifies or reads a finished run, or serves the notebooks
+    {"analysis.outputs", "analysis.plots", "analysis.export", "analysis.export.codebook", "analysis.export.html", "analysis.export.refi",
      "analysis.export.report", "analysis.explore", "analysis.bundle", "analysis.project"},
     # L6: the command line
     {"analysis.cli"},

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import pipeline
+from analysis import outputs, pipeline
 from analysis.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ class OtherMachine:
 
 
 def _key_numbers(result) -> dict:
-    summary = pipeline.summary_lines(result, {}, Path("out"))
+    summary = outputs.summary_lines(result, {}, Path("out"))
     return {"summary": [line for line in summary if not line.startswith(("embedder:", "outputs:"))],
             "status": result.assignments["status"].value_counts().sort_index().to_dict(),
             "themes": len(result.themes),

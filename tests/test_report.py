@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analysis import pipeline
+from analysis import outputs, pipeline
 from analysis.cli import app
 from analysis.config import load_config
 from analysis.embed.cache import CachedEmbedder
@@ -68,7 +68,7 @@ def run_dir(project, e5, tmp_path_factory) -> Path:
     embedder = CachedEmbedder(e5, tmp_path_factory.mktemp("e5_cache"), batch_size=32, progress=False)
     result = pipeline.run(config, embedder=embedder, progress=False)
     out = config.resolve(config.paths.out)
-    pipeline.write_outputs(result, out)
+    outputs.write_outputs(result, out)
     return out
 
 

@@ -41,6 +41,10 @@ IdColumnOption = Annotated[Optional[str], typer.Option(
 ColumnOption = Annotated[Optional[list[str]], typer.Option(
     "--column", help="ROLE=HEADER for any column role (text, note_id, lang, source_type, site, workshop, "
                      "participant_role, persona); repeat for more. Adds to [columns] in the config.")]
+OverridesOption = Annotated[Optional[Path], typer.Option(
+    "--overrides", help="The analyst's overrides file (rename/merge/split/pin/exclude): `run` applies it, `review` "
+                        "learns from it and writes --accept to it, `evaluate` measures after learning from it. "
+                        "Default: [paths] overrides for `run` and `review`, none for `evaluate`.")]
 
 
 def _columns_override(text_column, id_column, column) -> dict[str, str]:
@@ -141,8 +145,7 @@ def run(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: [paths] out (data/processed).")] = None,
     no_seed_themes: Annotated[bool, typer.Option("--no-seed-themes", help="Find all themes inductively.")] = False,
     no_personas: Annotated[bool, typer.Option("--no-personas", help="Link no personas.")] = False,
-    overrides_file: Annotated[Optional[Path], typer.Option(
-        "--overrides", help="The analyst's overrides file (rename/merge/split/pin/exclude).")] = None,
+    overrides_file: OverridesOption = None,
     text_column: TextColumnOption = None,
     id_column: IdColumnOption = None,
     column: ColumnOption = None,
@@ -162,7 +165,7 @@ def run(
     """
     import dataclasses
 
-    from analysis import pipeline
+    from analysis import outputs, pipeline
     from analysis.breakdowns import BreakdownError
 
     _log_masked()
@@ -182,8 +185,8 @@ def run(
         result = pipeline.run(cfg, notes_paths=notes, personas_path=None if no_personas else personas,
                               seed_themes_path=None if no_seed_themes else seed_themes,
                               overrides_path=overrides_file, out_dir=out_dir)
-        written = pipeline.write_outputs(result, out_dir)
-    for line in pipeline.summary_lines(result, written, out_dir, notices=False):
+        written = outputs.write_outputs(result, out_dir)
+    for line in outputs.summary_lines(result, written, out_dir, notices=False):
         typer.echo(line)
 
 
@@ -235,9 +238,7 @@ def evaluate(
     no_personas: Annotated[bool, typer.Option("--no-personas", help="Measure without personas.")] = False,
     gold_persona: Annotated[Optional[str], typer.Option("--gold-persona", help="Column with gold persona ids.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
-    overrides_file: Annotated[Optional[Path], typer.Option(
-        "--overrides", help="Measure the model after learning from this overrides file, on the notes it does "
-                            "not pin or exclude. Default: no overrides.")] = None,
+    overrides_file: OverridesOption = None,
 ) -> None:
     """Measure agreement with gold labels. The gold columns are removed before the model runs.
 
@@ -275,8 +276,7 @@ def review(
     notes: NotesOption = None,
     seed_themes: SeedOption = None,
     personas: PersonasOption = None,
-    overrides_file: Annotated[Optional[Path], typer.Option(
-        "--overrides", help="The overrides file to learn from and to write to. Default: [paths] overrides.")] = None,
+    overrides_file: OverridesOption = None,
     n: Annotated[int, typer.Option("--n", help="How many notes to list.")] = 20,
     accept: Annotated[Optional[tuple[str, str]], typer.Option(
         "--accept", help="NOTE_ID THEME: pin the note to the theme in the overrides file (a theme id that "
@@ -346,7 +346,7 @@ def verify(
     """
     import tempfile
 
-    from analysis import pipeline
+    from analysis import outputs
     from analysis.bundle import BundleError, open_bundle, stage_inputs
     from analysis.manifest import read_manifest
 
@@ -362,7 +362,7 @@ def verify(
             options.update(cache=opened.cache, recorded_vectors=opened.vectors)
         if notes:
             root = stage_inputs(read_manifest(manifest), Path(tmp) / "inputs", root, notes_paths=notes)
-        check = pipeline.verify(manifest, root=root, work_dir=work_dir or Path(tmp) / "rerun", **options)
+        check = outputs.verify(manifest, root=root, work_dir=work_dir or Path(tmp) / "rerun", **options)
     for line in check.lines():
         typer.echo(line)
     if not check.identical:

@@ -32,14 +32,10 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
+from analysis.themes import unit_length
 
 #: The class of the notes the analyst excluded: a note the learner puts here gets no theme.
 EXCLUDED = "(excluded)"
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -114,7 +110,7 @@ class ConfirmedNotesLearner(BaseEstimator):
         out = np.zeros((len(X), len(self.classes_)))
         out[:, :prior.shape[1]] = prior
         for theme in self.classes_[prior.shape[1]:]:
-            cosine = X @ _unit(X[rows[themes == theme]].mean(axis=0))
+            cosine = X @ unit_length(X[rows[themes == theme]].mean(axis=0))
             if prior.shape[1] and theme != EXCLUDED:  # the excluded notes are no theme the model knew
                 # On the model themes' scale (their mean column mean and spread): a cosine to a few
                 # notes' centroid lacks the seeds' lexical evidence and the prototypes' refinement.
@@ -237,10 +233,10 @@ def learn(model, centred, note_ids, overrides=None, seed_vectors=None, examples=
     anchors = np.array(model.prototypes_, dtype=np.float64)
     n_seeds = 0 if seed_vectors is None else len(seed_vectors)
     if n_seeds:
-        anchors[:n_seeds] = _unit(np.asarray(seed_vectors, dtype=np.float64) - model.mean_)
+        anchors[:n_seeds] = unit_length(np.asarray(seed_vectors, dtype=np.float64) - model.mean_)
     example_rows = None
     if examples is not None and len(examples):
-        example_rows = _unit(np.asarray(examples, dtype=np.float64) - model.mean_)
+        example_rows = unit_length(np.asarray(examples, dtype=np.float64) - model.mean_)
     learner = learner if learner is not None else ConfirmedNotesLearner()
     # With seeds, the learner scores the seed and analyst themes only, not the fit's candidate new
     # themes (keeping them as classes cost 0.05-0.08 kappa at 5 notes per theme, benchmarks/README.md);
@@ -286,7 +282,7 @@ def _give_model_labels(model, learner, centred, rows, themes, reached, evidence)
     for theme, _ in table:
         if theme not in prototypes:
             members = (labels == theme) | np.isin(np.arange(len(labels)), rows[themes == theme])
-            prototypes[theme] = _unit(centred[members].mean(axis=0))
+            prototypes[theme] = unit_length(centred[members].mean(axis=0))
     kind_of = dict(table)
     status[reached] = [STATUS_UNASSIGNED if not t else STATUS_ASSIGNED if kind_of.get(t) == "seed"
                        else STATUS_NEW_THEME for t in labels[reached]]

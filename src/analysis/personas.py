@@ -865,11 +865,6 @@ def themes_with_personas(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.D
     return merged.sort_values(["theme_id", "note_id"], kind="stable").reset_index(drop=True)
 
 
-def without_persona_columns(assignments: pd.DataFrame) -> pd.DataFrame:
-    """Assignments as the persona functions take them: links come from the links table only."""
-    return assignments.drop(columns=["persona_id", "persona_method", "persona_score"])
-
-
 def theme_persona_counts(assignments: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Wide theme × persona count table (persona 'none' is a column like any other)."""
     return contingency_table(themes_with_personas(assignments, links), "theme_id", "persona_id")

@@ -2,40 +2,34 @@
 
 ``run(config)`` loads the notes, embeds them (through the cache), fits the ThemeModel,
 labels the themes, links notes to personas, and returns everything as a ``RunResult``.
-``write_outputs(result, out_dir)`` writes the CSV files and figures. Every input note is
-in ``assignments`` exactly once with a status.
+Nothing is written here: ``analysis.outputs`` writes a result's files and verifies a run.
+Every input note is in ``assignments`` exactly once with a status.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analysis.breakdowns import breakdown_attributes, breakdown_table
-from analysis.config import Config, config_from_dict
+from analysis.config import Config
 from analysis.embed import get_embedder
 from analysis.embed.base import fits_on_corpus
 from analysis.embed.cache import CachedEmbedder
 from analysis.labels import theme_labels
 from analysis.load import load_notes, require_notes
-from analysis.files import write_csv
-from analysis.manifest import (VECTORS_NAME, Verification, compare, read_manifest, vector_deviation, write_manifest,
-                               write_vectors)
 from analysis.learn import learn, seed_example_vectors
 from analysis.overrides import apply_overrides, load_overrides
-from analysis.review import QUEUE_COLUMNS, QUEUE_SIZE, confirmed_counts_line, review_queue
-from analysis.personas import load_personas, without_persona_columns
+from analysis.review import QUEUE_COLUMNS, QUEUE_SIZE, review_queue
+from analysis.personas import load_personas
 from analysis.privacy import Masker, mask_frame, summarise
-from analysis.stats import structure_strength
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
 from analysis.text import neutralise_names
@@ -50,8 +44,15 @@ ASSIGNMENT_COLUMNS = [
 ]
 
 
-@dataclass
+#: The persona columns of ``assignments``, filled from the persona links (``_with_personas``).
+PERSONA_COLUMNS = ["persona_id", "persona_method", "persona_score"]
+
+
+@dataclass(frozen=True)
 class RunResult:
+    """Everything one run found, built once at its end: nothing sets a field afterwards
+    (``dataclasses.replace`` makes a changed copy)."""
+
     notes: pd.DataFrame
     vectors: np.ndarray
     model: ThemeModel
@@ -129,7 +130,7 @@ def reference_files(config: Config, notes_paths=None, seed_themes_path=None, per
 
 
 def _shown(path: Path, config: Config) -> str:
-    return _as_config_path(path, config)
+    return as_config_path(path, config)
 
 
 def notes_paths_from(config: Config, notes_paths=None) -> list[Path]:
@@ -158,12 +159,12 @@ def theme_model_from_config(config: Config) -> ThemeModel:
     return ThemeModel(**{name: getattr(config.themes, name) for name in sorted(shared)})
 
 
-#: The stages ``run`` reports to ``on_stage``, in order (``write_outputs`` adds "tables", "figures", "manifest").
+#: The stages ``run`` reports to ``on_stage``, in order (``outputs.write_outputs`` adds "tables", "figures", "manifest").
 STAGES = ("load", "mask", "embed", "seeds", "lexical", "themes", "learn", "overrides", "review", "labels",
           "personas", "breakdowns", "evaluate")
 
 
-def _stage_hook(on_stage: Callable[[str], AbstractContextManager] | None):
+def stage_hook(on_stage: Callable[[str], AbstractContextManager] | None):
     """``on_stage(name)`` as a context manager around each stage, or nothing."""
     return on_stage if on_stage is not None else (lambda name: nullcontext())
 
@@ -182,7 +183,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     ``on_stage(name)``, when given, returns a context manager entered around each stage
     (``STAGES``): how benchmarks time the stages without reaching into the module.
     """
-    stage = _stage_hook(on_stage)
+    stage = stage_hook(on_stage)
     inputs: dict[str, list[Path]] = {}
     # With ``notes`` given, ``notes_paths`` (if any) still says where they came from.
     chosen, notices = reference_files(config, notes_paths, seed_themes_path, personas_path, overrides_path)
@@ -192,7 +193,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
             paths = notes_paths_from(config, notes_paths)
             notes = load_notes(paths, root=config.root, columns=config.columns.mapping())
             inputs["notes"] = [Path(f) for f in notes.attrs.get("files", [])]
-            config = _with_paths(config, notes=tuple(_as_config_path(p, config) for p in paths))
+            config = with_paths(config, notes=tuple(as_config_path(p, config) for p in paths))
         require_notes(notes)
         personas = load_personas(persona_path) if persona_path else []
     # Mask personal data before anything else sees the text: embeddings, keywords, quotes,
@@ -214,11 +215,11 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     with stage("seeds"):
         seeds = load_seed_themes(seed_path) if seed_path else []
     # The manifest records the files actually used, not the config's unused ones.
-    config = _with_paths(config, seed_themes="", personas="",
-                         overrides=_as_config_path(override_path, config) if override_path else "")
+    config = with_paths(config, seed_themes="", personas="",
+                         overrides=as_config_path(override_path, config) if override_path else "")
     if seed_path:
         inputs["seed_themes"] = [seed_path]
-        config = _with_paths(config, seed_themes=_as_config_path(seed_path, config))
+        config = with_paths(config, seed_themes=as_config_path(seed_path, config))
     with stage("seeds"):
         seed_vectors = seed_prototypes(seeds, embedder, config.themes.seed_text) if seeds else None
     model = theme_model_from_config(config)
@@ -247,7 +248,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
         model_only = _assignments(notes, analysable, model, _empty_themes())
         overrides = load_overrides(override_path)
         inputs["overrides"] = [override_path]
-        config = _with_paths(config, overrides=_as_config_path(override_path, config))
+        config = with_paths(config, overrides=as_config_path(override_path, config))
     # --- learning from the analyst (analysis.learn, issue 16): confirmed notes re-score the rest ---
     learning = None
     if analysable.any() and len(model.themes_):
@@ -278,32 +279,31 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
     with stage("labels"):
         themes = _theme_table(themed_notes, vectors, model, seeds, names, config) if analysable.any() \
             else _empty_themes()
-        assignments = _assignments(notes, analysable, model, themes)
-    result = RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
-                       assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
-                       seeds=seeds, embedder_identity=embedder.identity,
-                       embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
-                       config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
-                       notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
-                       centring=centring_report(notes[analysable], model, config.themes.centre_by),
-                       review_queue=queue, learning=learning)
-
+        themed = _assignments(notes, analysable, model, themes)
+    linked: dict = {}
     if persona_path:
         with stage("personas"):
-            _link_personas(result, personas, embedder, config)
-        result.inputs["personas"] = [persona_path]
-        result.config = _with_paths(result.config, personas=_as_config_path(persona_path, config))
+            linked = _link_personas(notes, vectors, model, themed, personas, embedder, config)
+        inputs["personas"] = [persona_path]
+        config = with_paths(config, personas=as_config_path(persona_path, config))
+    links = linked.get("persona_links")
+    assignments = _with_personas(themed, links)
     with stage("breakdowns"):
         attributes = breakdown_attributes(assignments, config.report.breakdowns)
-        result.breakdowns = breakdown_table(result.assignments, attributes) if attributes else None
-    if model_only is None:
-        model_only = assignments
-    else:
-        model_only[["persona_id", "persona_method"]] = assignments[["persona_id", "persona_method"]].to_numpy()
+        breakdowns = breakdown_table(assignments, attributes) if attributes else None
+    model_only = assignments if model_only is None else _with_personas(model_only, links)
     with stage("evaluate"):
-        result.evaluation = _gold_agreement(result, model_only, named={"seed_themes": bool(seed_themes_path),
-                                                                       "personas": bool(personas_path)})
-    return result
+        evaluation = _gold_agreement(notes, model_only, seeds, links is not None, config.paths, overrides_report,
+                                     named={"seed_themes": bool(seed_themes_path), "personas": bool(personas_path)})
+    return RunResult(notes=notes, vectors=vectors, model=model, themes=themes,
+                     assignments=assignments, k_selection=getattr(model, "k_selection_", pd.DataFrame()),
+                     seeds=seeds, embedder_identity=embedder.identity,
+                     embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
+                     config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
+                     notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
+                     centring=centring_report(notes[analysable], model, config.themes.centre_by),
+                     review_queue=queue, learning=learning, evaluation=evaluation, breakdowns=breakdowns,
+                     **linked)
 
 
 #: How a note's language was found (load's ``lang_source``), as the run summary says it.
@@ -349,16 +349,6 @@ def _column_origins(notes: pd.DataFrame, column: str) -> list[str]:
             origin = f"column {column!r}"
         counts[origin] = counts.get(origin, 0) + 1
     return sorted(counts, key=lambda origin: (-counts[origin], origin))
-
-
-def centring_line(centring: dict) -> str | None:
-    """``centred on: lang (column 'lang'; detected from the text), source_type (column 'type')``."""
-    if not centring:
-        return None
-    parts = [f"{entry['column']} ({'; '.join(entry['from'])})" for entry in centring.get("centred_on", [])]
-    line = "centred on: " + (", ".join(parts) if parts else "nothing")
-    skipped = [f"{entry['column']} ({entry['why']})" for entry in centring.get("not_centred_on", [])]
-    return line + (f"; not on {', '.join(skipped)}" if skipped else "")
 
 
 def name_forms(personas=(), names=()) -> list[str]:
@@ -426,12 +416,12 @@ def mask_personal_data(notes: pd.DataFrame, config: Config, personas=()) -> tupl
                     "locations": report.sort_values(["note_id", "column", "kind"]).to_dict(orient="records")}
 
 
-def _with_paths(config: Config, **paths) -> Config:
+def with_paths(config: Config, **paths) -> Config:
     """The config as actually used, so the manifest can repeat the run exactly."""
     return dataclasses.replace(config, paths=dataclasses.replace(config.paths, **paths))
 
 
-def _as_config_path(path: Path, config: Config) -> str:
+def as_config_path(path: Path, config: Config) -> str:
     path = Path(path)
     try:
         return path.resolve().relative_to(Path(config.root).resolve()).as_posix()
@@ -444,7 +434,8 @@ def _weights_sha256(embedder) -> str | None:
     return getattr(backend, "weights_sha256", None)
 
 
-def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) -> dict | None:
+def _gold_agreement(notes: pd.DataFrame, model_only: pd.DataFrame, seeds: list, linked_personas: bool, paths,
+                    overrides_report: list[dict], named: dict) -> dict | None:
     """Agreement with the notes' own gold columns, when they have any (the model never saw them).
 
     Measured as ``analysis evaluate`` measures: the model's own assignments, without the
@@ -452,20 +443,18 @@ def _gold_agreement(result: RunResult, model_only: pd.DataFrame, named: dict) ->
     """
     from analysis.metrics import EvaluationError, gold_agreement, measured_inputs
 
-    notes = result.notes
     if "gold_theme" not in notes.columns:
         return None
     persona_column = "gold_persona" if "gold_persona" in notes.columns else None
     try:
         report = gold_agreement(notes, model_only, "gold_theme", persona_column,
-                                guided=bool(result.seeds), personas=result.persona_links is not None)
+                                guided=bool(seeds), personas=linked_personas)
     except EvaluationError:
         return None
-    paths = result.config.paths
     report.measured = measured_inputs(paths.seed_themes, "named" if named["seed_themes"] else "config",
                                       paths.personas, "named" if named["personas"] else "config")
     record = report.record("gold_theme", persona_column)
-    record["overrides_in_outputs"] = sum(r["state"] == "applied" for r in result.overrides_report)
+    record["overrides_in_outputs"] = sum(r["state"] == "applied" for r in overrides_report)
     return record
 
 
@@ -514,15 +503,27 @@ def _assignments(notes, analysable, model, themes) -> pd.DataFrame:
     frame["secondary_theme_id"] = secondary
     frame["status"] = status
     frame["status_reason"] = reason
-    frame["persona_id"] = NO_PERSONA
-    frame["persona_method"] = "none"
-    frame["persona_score"] = 0.0
     # The input's own columns (site, workshop, participant_role, …) follow, so that exports and
     # reports can use them; gold labels stay out of the outputs a model run writes.
     attributes = [c for c in notes.columns
                   if c not in CORE_COLUMNS and c not in ASSIGNMENT_COLUMNS and not c.startswith(GOLD_PREFIX)]
     frame[attributes] = notes[attributes].to_numpy()
-    return frame[ASSIGNMENT_COLUMNS + attributes].reset_index(drop=True)
+    return frame[[c for c in ASSIGNMENT_COLUMNS if c not in PERSONA_COLUMNS] + attributes].reset_index(drop=True)
+
+
+def _with_personas(themed: pd.DataFrame, links: pd.DataFrame | None) -> pd.DataFrame:
+    """The assignments: ``themed`` (``_assignments``) with each note's persona link, or none without links."""
+    frame = themed.copy()
+    if links is None:
+        frame["persona_id"] = NO_PERSONA
+        frame["persona_method"] = "none"
+        frame["persona_score"] = 0.0
+    else:
+        frame["persona_id"] = links["persona_id"].to_numpy()
+        frame["persona_method"] = links["persona_method"].to_numpy()
+        frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
+    attributes = [c for c in themed.columns if c not in ASSIGNMENT_COLUMNS]
+    return frame[ASSIGNMENT_COLUMNS + attributes]
 
 
 def note_space(result: RunResult, embedder):
@@ -532,56 +533,52 @@ def note_space(result: RunResult, embedder):
     embedded with ``embedder`` and centred by the same model (its overall mean; they belong
     to no language or source-type group).
     """
+    return _note_space(result.notes, result.vectors, result.model, embedder)
+
+
+def _note_space(notes: pd.DataFrame, raw_vectors: np.ndarray, model: ThemeModel, embedder):
     from analysis.personas import NoteSpace
 
-    notes = result.notes
     analysable = notes["status"].eq(STATUS_OK).to_numpy()
-    width = result.vectors.shape[1] if result.vectors.size else 1
+    width = raw_vectors.shape[1] if raw_vectors.size else 1
     vectors = np.zeros((len(notes), width))
     if analysable.any():
-        groups = notes.loc[analysable, [c for c in result.model.centre_by or () if c in notes.columns]]
-        vectors[analysable] = result.model.centre(result.vectors, groups)
-        centre = result.model.centre
+        groups = notes.loc[analysable, [c for c in model.centre_by or () if c in notes.columns]]
+        vectors[analysable] = model.centre(raw_vectors, groups)
+        centre = model.centre
     else:
         def centre(raw):
             return np.zeros((len(raw), width))
     return NoteSpace(tuple(notes["note_id"].astype(str)), vectors, embedder, centre)
 
 
-def _link_personas(result: RunResult, personas: list, embedder, config: Config) -> None:
+def _link_personas(notes: pd.DataFrame, vectors: np.ndarray, model: ThemeModel, themed: pd.DataFrame,
+                   personas: list, embedder, config: Config) -> dict:
+    """The run's persona fields (``RunResult``'s personas, persona_links, persona_theme, persona_needs,
+    trace, site_theme, persona_report). ``themed`` is the assignments before the persona columns."""
     from analysis.personas import (METHOD_SIMILARITY, compare_groups, link_personas, need_coverage, need_support,
                                    need_threshold_in_use, similarity_threshold_in_use, theme_persona_table,
                                    trace_table)
 
-    notes = result.notes.drop(columns=[c for c in result.notes.columns if c.startswith(GOLD_PREFIX)])
-    space = note_space(result, embedder)
+    notes = notes.drop(columns=[c for c in notes.columns if c.startswith(GOLD_PREFIX)])
+    space = _note_space(notes, vectors, model, embedder)
     links = link_personas(notes, personas, space, config.personas)
     verdict = links.attrs.get("similarity", {})
     links = links.reset_index(drop=True)
-    frame = result.assignments
-    frame["persona_id"] = links["persona_id"].to_numpy()
-    frame["persona_method"] = links["persona_method"].to_numpy()
-    frame["persona_score"] = np.round(links["persona_score"].astype(float).to_numpy(), 6)
-    result.personas = personas
-    result.persona_links = links
-    themed = without_persona_columns(frame)
-    result.persona_theme = theme_persona_table(themed, links)
+    persona_theme = theme_persona_table(themed, links)
     # Need coverage compares the needs with the run's own centred note vectors (the NoteSpace):
     # only the need texts are embedded, never the notes again.
     support = need_support(personas, themed, space, notes)
     need_choice = need_threshold_in_use(config.personas)
     threshold = need_choice.threshold
-    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
-    result.persona_needs = _rounded(need_coverage(personas, themed, space, threshold, notes=notes, support=support))
-    result.trace = _rounded(trace_table(personas, themed, links, space, threshold, notes=notes, support=support))
-    if "site" in notes.columns and notes["site"].nunique() > 1:
-        result.site_theme = compare_groups(themed, "site", notes=notes)
+    site_theme = compare_groups(themed, "site", notes=notes) \
+        if "site" in notes.columns and notes["site"].nunique() > 1 else None
     similarity_scores = links["persona_score"].where(links["persona_method"] == METHOD_SIMILARITY)
     choice = similarity_threshold_in_use(config.personas, scores=similarity_scores, verdict=verdict)
     why = choice.reason
     if verdict and not verdict.get("reliable", True):
         why += "; similarity linked nothing on these notes because " + "; ".join(verdict["reasons"])
-    result.persona_report = {
+    persona_report = {
         "similarity_threshold": choice.threshold,
         "why": why,
         "similarity": {"status": "reliable" if verdict.get("reliable") else "not reliable: linked nothing",
@@ -589,248 +586,16 @@ def _link_personas(result: RunResult, personas: list, embedder, config: Config) 
         "need_threshold": threshold,
         "need_threshold_why": need_choice.reason,
         "links_by_method": links["persona_method"].value_counts().sort_index().to_dict(),
-        "theme_persona_tests": result.persona_theme.attrs.get("tests", {}),
-        "site_theme_tests": result.site_theme.attrs.get("tests", {}) if result.site_theme is not None else None,
+        "theme_persona_tests": persona_theme.attrs.get("tests", {}),
+        "site_theme_tests": site_theme.attrs.get("tests", {}) if site_theme is not None else None,
     }
-
+    # Similarities come from BLAS products whose last bits depend on the kernel: 6 decimals, as in assignments.
+    return {"personas": personas, "persona_links": links, "persona_theme": persona_theme,
+            "persona_needs": _rounded(need_coverage(personas, themed, space, threshold, notes=notes,
+                                                    support=support)),
+            "trace": _rounded(trace_table(personas, themed, links, space, threshold, notes=notes, support=support)),
+            "site_theme": site_theme, "persona_report": persona_report}
 
 def _rounded(frame: pd.DataFrame, decimals: int = 6) -> pd.DataFrame:
     floats = frame.select_dtypes("float").columns
     return frame.assign(**{c: frame[c].round(decimals) for c in floats}) if len(floats) else frame
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def write_outputs(result: RunResult, out_dir: Path,
-                  on_stage: Callable[[str], AbstractContextManager] | None = None) -> dict[str, Path]:
-    """Write the run's tables and figures under ``out_dir``; return what was written.
-
-    ``on_stage`` as for ``run``: entered around "tables", "figures" and "manifest"."""
-    stage = _stage_hook(on_stage)
-    with stage("tables"):
-        written = _write_tables(result, Path(out_dir))
-    with stage("figures"):
-        written.update(_write_figures(result, Path(out_dir) / "figures"))
-    if result.config is not None:
-        with stage("manifest"):
-            written["vectors"] = write_vectors(result, Path(out_dir) / VECTORS_NAME)
-            written["manifest"] = write_manifest(result, written, Path(out_dir))
-    return written
-
-
-def _write_figures(result: RunResult, figures: Path) -> dict[str, Path]:
-    from analysis import plots
-
-    written = {}
-    for name, figure in plots.run_figures(result).items():
-        path = figures / f"{name}.png"
-        figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
-        plots.close(figure)
-        written[f"figure:{name}"] = path
-    return written
-
-
-def _write_tables(result: RunResult, out_dir: Path) -> dict[str, Path]:
-    """The CSV and JSON files of a run, and the run's own inputs (run_inputs/)."""
-    # One dialect for every table, recorded in the manifest's config ([output] csv_dialect).
-    csv = partial(write_csv, dialect=result.config.output.csv_dialect if result.config else None)
-    figures = out_dir / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    written["assignments"] = csv(result.assignments, out_dir / "assignments.csv")
-    themes = result.themes.copy()
-    themes["keywords"] = themes["keywords"].map(lambda words: "; ".join(words))
-    themes["representative_note_ids"] = themes.pop("quote_ids").map(lambda ids: "; ".join(ids))
-    written["themes"] = csv(themes, out_dir / "themes.csv")
-    # Always written, with its header when no new themes were sought (the seeds took every note),
-    # so a run folder has the same files whatever the notes.
-    k_selection = result.k_selection if len(result.k_selection.columns) else pd.DataFrame(
-        columns=["k", "modularity", "smallest_theme", "chosen"])
-    written["k_selection"] = csv(k_selection, out_dir / "k_selection.csv")
-    if result.persona_theme is not None:
-        written["persona_theme"] = csv(result.persona_theme, out_dir / "persona_theme.csv")
-        written["persona_needs"] = csv(result.persona_needs, out_dir / "persona_needs.csv")
-        written["trace"] = csv(result.trace, out_dir / "trace.csv")
-        if result.site_theme is not None:
-            written["site_theme"] = csv(result.site_theme, out_dir / "site_theme.csv")
-        written["persona_report"] = _json(result.persona_report, out_dir / "persona_report.json")
-        written.update(_persona_summaries(result, out_dir / "personas"))
-    if result.breakdowns is not None:
-        written["breakdowns"] = csv(result.breakdowns, out_dir / "breakdowns.csv")
-    if result.review_queue is not None:
-        written["review_queue"] = csv(result.review_queue, out_dir / "review_queue.csv")
-    written.update(write_run_inputs(result, out_dir))
-    if result.overrides_report or "overrides" in result.inputs:
-        written["overrides_report"] = _json(result.overrides_report, out_dir / "overrides_report.json")
-    if result.privacy:
-        written["privacy_report"] = _json(result.privacy, out_dir / "privacy_report.json")
-    if result.evaluation is not None:
-        written["evaluation"] = _json(result.evaluation, out_dir / "evaluation.json")
-    return written
-
-
-RUN_INPUTS_DIR = "run_inputs"
-
-
-def write_run_inputs(result: RunResult, out_dir: Path) -> dict[str, Path]:
-    """The seed codebook and personas this run used, as the loaders read them, inside the run folder.
-
-    Exports and the report read these (the manifest names them under ``run_inputs``), never the
-    config's files, so a run on one's own notes can never be exported with the example's personas.
-    """
-    import yaml
-
-    folder = Path(out_dir) / RUN_INPUTS_DIR
-    written = {}
-    documents = {}
-    if "seed_themes" in result.inputs:
-        documents["seed_themes"] = ("themes", [{"id": s.id, "name": s.name, "description": s.description,
-                                                "examples": list(s.examples)} for s in result.seeds])
-    if "personas" in result.inputs:
-        documents["personas"] = ("personas", [
-            {"id": p.id, "name": p.name, "role": p.role, "aliases": list(p.aliases), "description": p.description,
-             "needs": [{"id": n.id, "text": n.text} for n in p.needs], **({"site": p.site} if p.site else {})}
-            for p in result.personas])
-    for role, (key, entries) in documents.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        source = result.inputs[role][0]
-        header = (f"# The {role.replace('_', ' ')} this run used, read from {Path(source).name}.\n"
-                  "# `analysis export` and `analysis report` read this copy; edit the original and run again.\n")
-        path = folder / f"{role}.yml"
-        path.write_text(header + yaml.safe_dump({key: entries}, allow_unicode=True, sort_keys=False, width=100),
-                        encoding="utf-8")
-        written[f"run_inputs:{role}"] = path
-    return written
-
-
-def _json(data, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=_json_default) + "\n",
-                    encoding="utf-8")
-    return path
-
-
-def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None, cache: Path | None = None,
-           recorded_vectors: Path | None = None) -> Verification:
-    """Re-run the analysis a manifest describes, in ``work_dir``, and compare everything.
-
-    ``cache``: an embedding cache to use instead of the config's (a bundle's recorded vectors).
-    ``recorded_vectors``: the run's ``vectors.npz`` (default: next to the manifest), to report how
-    far the re-run's vectors are from the recorded ones.
-    """
-    manifest_path = Path(manifest_path)
-    expected = read_manifest(manifest_path)
-    config = config_from_dict(expected["config"], root=root, source=str(manifest_path))
-    config = _with_paths(config, out=str(work_dir), **({"cache": str(cache)} if cache else {}))
-    # Without a cache given, one inside the original run's folder serves the re-run too (it is not part of the result).
-    result = run(config, embedder=embedder, progress=False, out_dir=manifest_path.resolve().parent)
-    written = write_outputs(result, Path(work_dir))
-    actual = read_manifest(written["manifest"])
-    # Where the outputs and the cache are is not part of the result.
-    for manifest in (expected, actual):
-        for key in ("out", "cache"):
-            manifest["config"]["paths"].pop(key, None)
-    check = compare(expected, actual)
-    recorded = Path(recorded_vectors) if recorded_vectors else manifest_path.parent / VECTORS_NAME
-    if recorded.is_file() and "vectors" in written:
-        check.vectors = vector_deviation(recorded, written["vectors"])
-    return check
-
-
-def _persona_summaries(result: RunResult, folder: Path) -> dict[str, Path]:
-    from analysis.personas import persona_summary_markdown
-
-    folder.mkdir(parents=True, exist_ok=True)
-    themed = without_persona_columns(result.assignments)
-    written = {}
-    for persona in result.personas:
-        text = persona_summary_markdown(persona, result.persona_theme, result.persona_needs,
-                                        themed, result.persona_links)
-        path = folder / f"{persona.id}.md"
-        path.write_text(text, encoding="utf-8")
-        written[f"persona:{persona.id}"] = path
-    return written
-
-
-def new_theme_structure(k_selection: pd.DataFrame | None):
-    """The chosen k's modularity in words (stats.structure_strength), or None without a k search."""
-    if k_selection is None or not len(k_selection) or "chosen" not in k_selection.columns:
-        return None
-    chosen = k_selection[k_selection["chosen"].astype(str).str.lower().isin(["true", "1"])]
-    return structure_strength(float(chosen["modularity"].iloc[0])) if len(chosen) else None
-
-
-def input_lines(result: RunResult) -> list[str]:
-    """Which files and columns the run used: notes, text column, blank rows, codebook, personas."""
-    notes, config = result.notes, result.config
-    lines = [f"notes read: {len(notes)} from {notes['source_file'].nunique()} file(s)"]
-    columns = notes.attrs.get("columns", {})
-    texts = sorted({f"{found['text']!r}" for found in columns.values() if "text" in found})
-    if texts:
-        ids = sorted({f"{found['note_id']!r}" for found in columns.values() if "note_id" in found})
-        lines.append(f"text column: {', '.join(texts)}; note ids from "
-                     + (f"column {', '.join(ids)}" if ids else "the text (no id column)"))
-    blank = {name: n for name, n in notes.attrs.get("skipped_blank_rows", {}).items() if n}
-    if blank:
-        lines.append(f"blank rows skipped: {sum(blank.values())} (" + ", ".join(f"{n} in {name}" for name, n in
-                                                                           sorted(blank.items())) + ")")
-    seed_files = result.inputs.get("seed_themes")
-    lines.append(f"codebook: {_as_config_path(seed_files[0], config)} ({len(result.seeds)} seed themes)" if seed_files
-                 else "codebook: none (every theme is found in the notes)")
-    persona_files = result.inputs.get("personas")
-    lines.append(f"personas: {_as_config_path(persona_files[0], config)} ({len(result.personas)} personas)"
-                 if persona_files else "personas: none")
-    return lines
-
-
-def summary_lines(result: RunResult, written: dict[str, Path], out_dir: Path, notices: bool = True) -> list[str]:
-    """The short summary the CLI prints at the end of a run (no note text: privacy).
-
-    It starts with the notices about where the reference files came from (``notices=False``
-    leaves them out, for a caller that said them before the run).
-    """
-    status = result.assignments["status"].value_counts().sort_index()
-    kinds = result.themes["kind"].value_counts() if len(result.themes) else pd.Series(dtype=int)
-    lines = [*(result.notices if notices else []), *input_lines(result), f"embedder: {result.embedder_identity} "
-        f"({result.embedding_stats.get('embedded', 0)} embedded, {result.embedding_stats.get('from_cache', 0)} from cache)",
-        f"themes: {len(result.themes)} ({int(kinds.get('seed', 0))} seed, {int(kinds.get('new', 0))} new)",
-        "notes per status: " + ", ".join(f"{k} {v}" for k, v in status.items()),
-    ]
-    centred = centring_line(result.centring)
-    if centred:
-        lines.insert(len(lines) - 2, centred)
-    strength = new_theme_structure(result.k_selection)
-    if strength is not None:
-        lines.append(f"new-theme structure: {strength.level} ({strength.sentence})")
-    elif len(result.assignments):
-        lines.append("new-theme structure: none (the seed themes took every note with a theme's score, "
-                     "so no new theme was looked for)")
-    if result.breakdowns is not None:
-        lines.append("breakdowns (who says what): " + ", ".join(result.breakdowns.attrs["tests"])
-                     + " -> breakdowns.csv")
-    if result.persona_links is not None:
-        methods = result.assignments["persona_method"].value_counts().sort_index()
-        lines.append("persona links: " + ", ".join(f"{k} {v}" for k, v in methods.items())
-                     + f" (similarity threshold {result.persona_report.get('similarity_threshold')})")
-        similarity = result.persona_report.get("similarity", {})
-        if similarity and not similarity.get("reliable", True):
-            lines.append("  similarity linked nothing: not reliable on these notes, because "
-                         + "; ".join(similarity.get("reasons", [])))
-    if "overrides" in result.inputs:
-        states = pd.Series([r["state"] for r in result.overrides_report], dtype=object)
-        lines.append(f"overrides: {int(states.eq('applied').sum())} applied, {int(states.eq('stale').sum())} stale "
-                     f"({result.config.paths.overrides})")
-        for entry in result.overrides_report:
-            if entry["state"] == "stale":
-                lines.append(f"  stale {entry['operation']}: {entry['detail']}")
-    if result.learning is not None:
-        lines.append(confirmed_counts_line(result.learning))
-    lines.append(f"outputs: {out_dir} ({len(written)} files; figures in {out_dir / 'figures'})")
-    return lines

@@ -330,10 +330,7 @@ def run_figures(result) -> dict[str, Figure]:
             figures[f"breakdown_{attribute}"] = breakdown_heatmap(result.breakdowns, attribute, theme_labels=labels)
     if result.persona_theme is not None and len(result.persona_theme):
         labels = dict(zip(result.themes["theme_id"], result.themes["label"]))
-        from analysis.personas import without_persona_columns
-
-        themed = without_persona_columns(result.assignments)
-        figures.update(persona_figures(result.persona_theme, themed, result.persona_links,
+        figures.update(persona_figures(result.persona_theme, result.assignments, result.persona_links,
                                        result.personas, theme_labels=labels))
     return figures
 

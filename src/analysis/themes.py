@@ -59,10 +59,15 @@ def on_grid(matrix: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(matrix, dtype=np.float64) * scale) / scale
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, on the grid (``on_grid``); zero rows stay zero."""
+def unit_length(matrix: np.ndarray) -> np.ndarray:
+    """Rows (or one vector) scaled to unit length; zero rows stay zero."""
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return on_grid(matrix / np.where(norms == 0, 1.0, norms))
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    """``unit_length`` on the grid (``on_grid``)."""
+    return on_grid(unit_length(matrix))
 
 
 # --- group centring ---------------------------------------------------------------------

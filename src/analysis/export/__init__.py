@@ -45,6 +45,8 @@ _RUN_COLUMNS = frozenset({"note_id", "theme_id", "theme_label", "theme_score", "
                           "extra_cells", "section", "source_type"})
 #: An attribute shown with every quote has at most this many values, each at most this long.
 _QUOTE_ATTRIBUTE_VALUES, _QUOTE_ATTRIBUTE_CHARS = 40, 60
+#: Representative notes quoted per theme, in the codebook and in the report.
+N_QUOTES = 3
 
 
 @dataclass
@@ -86,10 +88,21 @@ class RunFolder:
                 chosen.append(column)
         return chosen
 
+    def notes_by_id(self) -> pd.DataFrame:
+        """The assignments indexed by note id (each note once), to look quotes up."""
+        return self.assignments.drop_duplicates("note_id").set_index("note_id", drop=False)
+
 
 def split_list(cell: str) -> list[str]:
     """A ``"; "``-joined cell of themes.csv as a list."""
     return [part.strip() for part in str(cell).split(";") if part.strip()]
+
+
+def theme_quotes(theme, notes_by_id: pd.DataFrame, n: int = N_QUOTES) -> list[pd.Series]:
+    """Up to ``n`` of a theme's representative notes that have text, in themes.csv's order: rows of
+    ``notes_by_id`` (``RunFolder.notes_by_id()``). ``theme`` is a row of themes.csv."""
+    ids = [i for i in split_list(theme.get("representative_note_ids", "")) if i in notes_by_id.index]
+    return [note for note in (notes_by_id.loc[i] for i in ids) if note["text"].strip()][:n]
 
 
 def _read_json(path: Path, kinds: tuple[type, ...] = (dict,)):

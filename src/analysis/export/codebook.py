@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.export import RunFolder, read_run, run_csv_dialect, split_list, write_csv, write_zip
+from analysis.export import N_QUOTES, RunFolder, read_run, run_csv_dialect, split_list, theme_quotes, write_csv, write_zip
 
-N_QUOTES = 3
 CODEBOOK_MD = "codebook.md"
 #: openpyxl's created and modified times in docProps/core.xml (both optional); left out of the XLSX.
 _DATES = re.compile(rb"<dcterms:(created|modified)\b[^>]*>[^<]*</dcterms:\1>")
@@ -54,27 +53,16 @@ def kind_label(kind: str) -> str:
     return "seed theme" if kind == "seed" else "new candidate theme"
 
 
-def theme_quotes(run: RunFolder, theme: Mapping, n: int = N_QUOTES) -> list[dict]:
-    """Up to ``n`` representative notes of the theme: note_id, lang and text (as in the run)."""
-    notes = run.assignments.set_index("note_id", drop=False)
-    quotes = []
-    for note_id in split_list(theme.get("representative_note_ids", "")):
-        if note_id in notes.index and notes.at[note_id, "text"].strip():
-            quotes.append({"note_id": note_id, "lang": notes.at[note_id, "lang"], "text": notes.at[note_id, "text"]})
-        if len(quotes) == n:
-            break
-    return quotes
-
-
 def codebook_table(run: RunFolder, seed_themes=None) -> pd.DataFrame:
     """One row per theme: id, name, kind, definition, keywords, size, quotes."""
     seeds = seeds_by_id(seed_themes)
+    notes_by_id = run.notes_by_id()
     rows = []
     for theme in run.themes.to_dict("records"):
         row = {"theme_id": theme["theme_id"], "name": theme["label"], "kind": theme["kind"],
                "definition": theme_definition(theme, seeds.get(theme["theme_id"])),
                "keywords": "; ".join(split_list(theme["keywords"])), "size": int(theme["size"] or 0)}
-        quotes = theme_quotes(run, theme)
+        quotes = theme_quotes(theme, notes_by_id)
         for number in range(1, N_QUOTES + 1):
             quote = quotes[number - 1] if number <= len(quotes) else {"note_id": "", "lang": "", "text": ""}
             row[f"quote_{number}"] = quote["text"]

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.export import ExportError, RunFolder, read_run
+from analysis.export import N_QUOTES, ExportError, RunFolder, read_run, theme_quotes
 from analysis.files import sha256_file
-from analysis.personas import persona_order as _persona_order
+from analysis.personas import persona_order
 from analysis.stats import RESIDUAL_MARK, contingency_tests, structure_strength
 from analysis.export.html import (
     absent,
@@ -43,7 +43,6 @@ from analysis.export.html import (
     table,
 )
 
-N_QUOTES = 3
 SITE_NAMES = {"baerum": "Bærum", "mariestad": "Mariestad"}
 LANGUAGE_NAMES = {"nb": "Norwegian Bokmål", "nn": "Norwegian Nynorsk", "sv": "Swedish", "da": "Danish",
                   "en": "English", "und": "undetermined"}
@@ -223,13 +222,6 @@ def _quote(note: pd.Series, attributes: Sequence[str] = ()) -> Markup:
                    lang=language_tag(note["lang"]))
 
 
-def theme_quotes(theme: pd.Series, notes_by_id: pd.DataFrame, n: int = N_QUOTES) -> list[pd.Series]:
-    """The theme's representative notes (in the run's order) that have text, at most ``n``."""
-    ids = [i for i in _split_ids(theme["representative_note_ids"]) if i in notes_by_id.index]
-    chosen = [notes_by_id.loc[i] for i in ids if plain_text(notes_by_id.loc[i, "text"]).strip()]
-    return chosen[:n]
-
-
 def _themes_table(themes: pd.DataFrame, total: int) -> Markup:
     rows = [[code(t["theme_id"]), t["label"], t["kind"], fmt(t["size"]), percent(float(t["size"] or 0), total),
              ", ".join(_split_ids(t["keywords"]))] for _, t in themes.iterrows()]
@@ -246,7 +238,7 @@ def themes_section(run: RunFolder, shelf: FigureShelf) -> Markup:
                       f"{int(kinds.get('new', 0))} new ones found in the notes. {themed} of "
                       f"{len(run.assignments)} notes are in a theme. Each theme shows up to {N_QUOTES} "
                       "representative notes in their original language.")
-    notes_by_id = run.assignments.drop_duplicates("note_id").set_index("note_id", drop=False)
+    notes_by_id = run.notes_by_id()
     attributes = run.quote_attributes()
     blocks = []
     for _, theme in themes.iterrows():
@@ -275,7 +267,7 @@ def who_section(run: RunFolder, shelf: FigureShelf) -> Markup:
                       "(set [report] breakdowns in analysis.toml, or --breakdown COLUMN).")
     labels = _theme_labels(run)
     long = run.breakdowns.rename(columns={"notes": "count", "adjusted_residual": "std_residual"})
-    notes_by_id = run.assignments.drop_duplicates("note_id").set_index("note_id", drop=False)
+    notes_by_id = run.notes_by_id()
     attributes = run.quote_attributes()
     blocks = [paragraph("Which groups of participants raise which themes. Counts of themed notes per theme and "
                         "value; ▲ marks a cell with an adjusted residual of 2 or more (more notes than "
@@ -335,7 +327,7 @@ def _theme_labels(run: RunFolder) -> dict[str, str]:
 
 def _cross_table(long: pd.DataFrame, column: str, labels: dict[str, str], names, caption) -> Markup:
     long = _numeric(long, ["count", "std_residual"])
-    columns = _persona_order(long[column]) if column == "persona_id" else sorted(set(long[column]))
+    columns = persona_order(long[column]) if column == "persona_id" else sorted(set(long[column]))
     cells = {(r["theme_id"], r[column]): r for _, r in long.iterrows()}
     rows = []
     for theme_id in [t for t in labels if any((t, c) in cells for c in columns)]:
@@ -361,7 +353,7 @@ def _links_block(run: RunFolder) -> Markup:
     methods = _counts(notes["persona_method"])
     report = run.persona_report or {}
     grid = pd.crosstab(notes["persona_id"], notes["persona_method"])
-    personas = _persona_order(grid.index)
+    personas = persona_order(grid.index)
     method_order = [m for m in ("tag", "mention", "similarity", "none") if m in grid.columns] \
         + sorted(set(grid.columns) - {"tag", "mention", "similarity", "none"})
     rows = [[_persona_label(run, p)] + [fmt(grid.loc[p, m]) for m in method_order] + [fmt(grid.loc[p].sum())]
