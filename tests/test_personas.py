@@ -593,3 +593,23 @@ def test_yaml_syntax_errors_name_the_line_where_the_mistake_is(tmp_path, broken_
     with pytest.raises(PersonaFileError) as caught:
         load_personas(path)
     assert expected in str(caught.value)
+
+
+def test_the_corpus_bar_stays_put_when_the_scores_move_in_their_last_digits():
+    """Another CPU's vectors move every similarity a little; the bar is on a 0.01 grid."""
+    from analysis.personas import BAR_STEP, METHOD_NONE, corpus_similarity_bar
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.05, 0.29, 200)
+    scores[-15:] = 0.2995  # the 95th percentile sits just below 0.30
+    links = pd.DataFrame({"persona_method": [METHOD_NONE] * 200})
+    bars = set()
+    for draw in range(5):
+        moved = scores + np.random.default_rng(draw).normal(0, 1e-4, 200)
+        similarity = pd.DataFrame({"voiced": False, "score": moved})
+        bar, n_null = corpus_similarity_bar(links, similarity)
+        assert n_null == 200
+        bars.add(bar)
+    assert bars == {0.3}
+    assert round(bar / BAR_STEP, 9) == round(bar / BAR_STEP)   # on the grid
+    assert abs(bar - np.quantile(scores, 0.95)) <= BAR_STEP / 2   # the corpus's own quantile, on the grid

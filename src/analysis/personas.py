@@ -680,6 +680,9 @@ def similarity_reliability(links: pd.DataFrame, similarity: pd.DataFrame, person
 NULL_QUANTILE = 0.95
 #: Fewer notes than this that speak for nobody are too few to set that bar: similarity links nothing.
 MIN_NULL_NOTES = 20
+#: The corpus bar's grid (see ``corpus_similarity_bar``): coarse enough that another CPU's vectors
+#: rarely move it, fine enough that it moves by at most half a step (0.005).
+BAR_STEP = 0.01
 
 
 def _null_notes(links: pd.DataFrame, similarity: pd.DataFrame) -> pd.Series:
@@ -695,7 +698,11 @@ def corpus_similarity_bar(links: pd.DataFrame, similarity: pd.DataFrame) -> tupl
     null = similarity.loc[_null_notes(links, similarity), "score"].to_numpy(dtype=float)
     if len(null) < MIN_NULL_NOTES:
         return float("nan"), int(len(null))
-    return float(np.quantile(np.sort(null), NULL_QUANTILE)), int(len(null))
+    # Rounded to the nearest BAR_STEP: a quantile follows the vectors' last digits, so another
+    # CPU's vectors (docs/reproducing.md) gave 0.2995 where this machine gave 0.3; on the grid
+    # both are 0.30 unless the quantile crosses the midpoint between two grid lines.
+    quantile = float(np.quantile(np.sort(null), NULL_QUANTILE))
+    return round(round(quantile / BAR_STEP) * BAR_STEP, 6), int(len(null))
 
 
 def _similarity_linkable(links: pd.DataFrame, similarity: pd.DataFrame, config: PersonasConfig) -> pd.Series:

@@ -227,12 +227,12 @@ def structure_strength(modularity: float) -> StructureStrength:
     q = float(modularity)
     if not np.isfinite(q) or q < MODULARITY_NONE:
         return StructureStrength(q, "none", (
-            f"modularity {q:.3f} is near or below zero: the notes have no group structure the new themes "
+            f"modularity {q:.2f} is near or below zero: the notes have no group structure the new themes "
             "could find; a random split of the same sizes does as well. Read the new themes as arbitrary "
             "piles, not as findings."))
     if q < MODULARITY_CLEAR:
         return StructureStrength(q, "weak", (
-            f"modularity {q:.3f} is weak (below {MODULARITY_CLEAR}): the new themes overlap a lot; treat them "
+            f"modularity {q:.2f} is weak (below {MODULARITY_CLEAR}): the new themes overlap a lot; treat them "
             "as suggestions to check against the quotes."))
     return StructureStrength(q, "clear", (
-        f"modularity {q:.3f} shows clear group structure (at or above {MODULARITY_CLEAR})."))
+        f"modularity {q:.2f} shows clear group structure (at or above {MODULARITY_CLEAR})."))
