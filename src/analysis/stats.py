@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 #: Cochran's rule: the chi-square approximation is fine when no expected count is below 1
 #: and at most 20 % are below 5.
@@ -105,6 +104,8 @@ def cell_fisher_p_values(table: pd.DataFrame) -> pd.DataFrame:
     counts = table.to_numpy(dtype=int)
     total = counts.sum()
     row_totals, column_totals = counts.sum(axis=1), counts.sum(axis=0)
+    from scipy import stats as scipy_stats
+
     raw = np.ones(counts.shape)
     for i, j in np.ndindex(counts.shape):
         a = counts[i, j]
@@ -156,6 +157,8 @@ def contingency_tests(table: pd.DataFrame, n_permutations: int = 2000,
     if table.shape[0] < 2 or table.shape[1] < 2:
         return ContingencyTests(float("nan"), 0, float("nan"), float("nan"), float("nan"), False,
                                 None, 0, "fewer than two non-empty rows or columns: nothing to test")
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.chi2_contingency(table.to_numpy(), correction=False)
     expected = result.expected_freq
     min_expected = float(expected.min())
