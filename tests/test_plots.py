@@ -258,3 +258,24 @@ def test_emoji_in_quotes_are_dropped_not_drawn_as_boxes(table, tmp_path):
     figure = persona_top_themes(table, quotes, "edel", persona_name="Edel", theme_labels=THEMES)
     _save(figure, tmp_path / "emoji.png")  # fails on a missing-glyph warning
     assert "«Takk for i dag Kjente fjes!» (B1-134)" in _texts(figure)
+
+
+def test_save_png_writes_savefigs_tight_bytes_with_one_draw(table, tmp_path, monkeypatch):
+    """plots.save_png: the file savefig(bbox_inches="tight") writes, drawn once instead of twice, and the
+    figure keeps its layout engine and canvas (a colourbar and a heatmap under constrained layout)."""
+    from analysis.plots import save_png
+
+    def figure():
+        return theme_persona_heatmap(table, theme_labels=THEMES)
+
+    reference = figure()
+    reference.savefig(tmp_path / "savefig.png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    drawn = figure()
+    engine, canvas = drawn.get_layout_engine(), drawn.canvas
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (draws.append(self), original(self, renderer))[1])
+    save_png(drawn, tmp_path / "save_png.png", dpi=120)
+    assert (tmp_path / "save_png.png").read_bytes() == (tmp_path / "savefig.png").read_bytes()
+    assert len(draws) == 1
+    assert drawn.get_layout_engine() is engine and drawn.canvas is canvas

@@ -22,8 +22,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the CSV functions that use it: `import analysis.cli` stays light
+    import pandas as pd
+
 
 # --------------------------------------------------------------------------- hashes
 
@@ -180,6 +183,8 @@ def from_spreadsheet_safe(value, dialect: str | None = None):
 
 
 def _is_text_column(column: pd.Series) -> bool:
+    import pandas as pd
+
     return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
 
 
@@ -230,6 +235,8 @@ def read_csv(path: str | Path, dtype=str, dialect: str | None = None) -> pd.Data
     escape of every text column is reversed, and numbers come back with a decimal point whatever
     the dialect (taken from the file's header line unless given), so readers never see the dialect.
     """
+    import pandas as pd
+
     path = Path(path)
     try:
         chosen = csv_dialect(dialect) if dialect else sniff_dialect(path)

@@ -27,8 +27,6 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix, diags
 from sklearn.base import BaseEstimator, clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from analysis.schema import STATUS_ASSIGNED, STATUS_NEW_THEME, STATUS_UNASSIGNED
@@ -140,6 +138,8 @@ class ConfirmedNotesLearner(BaseEstimator):
             if len(present):
                 out[:, column[present[0]]] = 0.0
             return out
+        from sklearn.linear_model import LogisticRegression
+
         regression = LogisticRegression(C=self.C, max_iter=2000).fit(train, target, sample_weight=weight)
         log_proba = regression.predict_log_proba(X)
         for j, theme in enumerate(regression.classes_):
@@ -148,6 +148,8 @@ class ConfirmedNotesLearner(BaseEstimator):
 
     def _spread(self, X, start, rows, columns) -> np.ndarray:
         """Label spreading (Zhou et al. 2004) on the cosine kNN graph, confirmed notes clamped."""
+        from sklearn.neighbors import NearestNeighbors
+
         n = len(X)
         k = min(self.n_neighbors, n - 1)
         distances, neighbours = NearestNeighbors(n_neighbors=k + 1, metric="cosine",

@@ -89,7 +89,7 @@ def _write_figures(result: RunResult, figures: Path) -> dict[str, Path]:
     written = {}
     for name, figure in plots.run_figures(result).items():
         path = figures / f"{name}.png"
-        figure.savefig(path, dpi=120, bbox_inches="tight", metadata={"Software": None})
+        plots.save_png(figure, path, dpi=120)  # savefig(..., bbox_inches="tight")'s bytes, one draw
         plots.close(figure)
         written[f"figure:{name}"] = path
     return written

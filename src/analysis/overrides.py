@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 
 from analysis.files import read_yaml
 from analysis.schema import STATUS_ASSIGNED, STATUS_EXCLUDED, STATUS_NEW_THEME, STATUS_PINNED
@@ -211,6 +210,8 @@ def _split(state: _State, entry: dict, centred: np.ndarray, random_state: int) -
     if len(members) < len(parts):
         state.log("split", entry, "stale", f"theme {theme} has {len(members)} note(s), too few for {len(parts)} parts")
         return
+    from sklearn.cluster import KMeans
+
     clusters = KMeans(len(parts), n_init=10, random_state=random_state).fit_predict(centred[members])
     # Number the parts by size, then by their first note id, so the ids do not depend on k-means' labels.
     order = sorted(range(len(parts)), key=lambda c: (-int((clusters == c).sum()),

@@ -1,7 +1,8 @@
 """Figures: one function per figure, each takes data (+ optional ``ax``) and returns the Figure.
 
 Figures are built on ``matplotlib.figure.Figure`` rather than pyplot, so nothing here
-touches global state, opens a window or needs a display; save them with ``fig.savefig``.
+touches global state, opens a window or needs a display; save them with ``save`` (or
+``fig.savefig``).
 Colour maps are colour-blind safe (cividis for counts, PuOr with symmetric limits for
 residuals, Okabe–Ito for categories), and text is set in DejaVu Sans, which has æøåäö.
 """
@@ -465,5 +466,36 @@ def save(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Save ``figure`` as PNG at ``path`` (folders are created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return path
+    return save_png(figure, path, dpi)
+
+
+def save_png(figure: Figure, path: str | Path, dpi: int) -> Path:
+    """Write ``figure`` to ``path`` as PNG cropped to its tight bounding box, drawing it once.
+
+    The same file as ``figure.savefig(path, dpi=dpi, bbox_inches="tight")``, byte for byte, without
+    its second draw: savefig first draws the whole figure (with output switched off) to run the
+    layout engine and find the tight box, then draws it again to render. Here the layout engine
+    runs on its own, the box is measured, and the one draw renders. The figure keeps its canvas,
+    dpi and layout engine.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas, engine, figure_dpi = figure.canvas, figure.get_layout_engine(), figure.dpi
+    FigureCanvasAgg(figure)  # attaches itself to the figure, as savefig's PNG printer does
+    try:
+        figure.dpi = dpi
+        renderer = figure.canvas.get_renderer()
+        if engine is not None and figure.axes:
+            engine.execute(figure)
+        pad = mpl.rcParams["savefig.pad_inches"]
+        bbox = figure.get_tightbbox(renderer).padded(pad, pad)
+        figure.dpi = figure_dpi
+        # Laid out above: with any layout engine (even "none"), savefig would draw once more first.
+        with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            figure.set_layout_engine(None)
+        figure.savefig(path, dpi=dpi, bbox_inches=bbox, metadata={"Software": None})
+    finally:
+        figure.dpi = figure_dpi
+        figure.set_layout_engine(engine)
+        figure.set_canvas(canvas)
+    return Path(path)

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 #: Cochran's rule: the chi-square approximation is fine when no expected count is below 1
 #: and at most 20 % are below 5.
@@ -105,13 +104,19 @@ def cell_fisher_p_values(table: pd.DataFrame) -> pd.DataFrame:
     counts = table.to_numpy(dtype=int)
     total = counts.sum()
     row_totals, column_totals = counts.sum(axis=1), counts.sum(axis=0)
+    from scipy import stats as scipy_stats
+
     raw = np.ones(counts.shape)
+    known: dict[tuple[int, int, int, int], float] = {}  # cells with the same four counts (often the empty ones)
     for i, j in np.ndindex(counts.shape):
         a = counts[i, j]
         b = row_totals[i] - a
         c = column_totals[j] - a
         d = total - a - b - c
-        raw[i, j] = scipy_stats.fisher_exact([[a, b], [c, d]]).pvalue
+        key = (int(a), int(b), int(c), int(d))
+        if key not in known:
+            known[key] = scipy_stats.fisher_exact([[a, b], [c, d]]).pvalue
+        raw[i, j] = known[key]
     adjusted = holm_correction(raw.ravel()).reshape(counts.shape)
     return pd.DataFrame(adjusted, index=table.index, columns=table.columns)
 
@@ -124,6 +129,10 @@ def _drop_empty_margins(table: pd.DataFrame) -> pd.DataFrame:
 def _chi2_statistic(counts: np.ndarray) -> float:
     expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / counts.sum()
     return float(((counts - expected) ** 2 / expected).sum())
+
+
+#: Permuted tables counted at once (memory: this many times the number of units, in int64).
+PERMUTATION_BATCH = 250
 
 
 def permutation_p_value(table: pd.DataFrame, n_permutations: int = 2000, random_state: int = 0) -> float:
@@ -140,12 +149,20 @@ def permutation_p_value(table: pd.DataFrame, n_permutations: int = 2000, random_
     row_of_unit = np.repeat(np.arange(n_rows), counts.sum(axis=1))
     column_of_unit = np.concatenate([np.repeat(np.arange(n_columns), counts[i]) for i in range(n_rows)])
     observed = _chi2_statistic(counts)
+    # Shuffling keeps both margins, so every permuted table has the observed table's expected counts.
+    expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / counts.sum()
     rng = np.random.default_rng(random_state)
+    cells = n_rows * n_columns
     at_least = 0
-    for _ in range(n_permutations):
-        shuffled = rng.permutation(column_of_unit)
-        permuted = np.bincount(row_of_unit * n_columns + shuffled, minlength=n_rows * n_columns)
-        at_least += _chi2_statistic(permuted.reshape(n_rows, n_columns)) >= observed - 1e-9
+    for start in range(0, n_permutations, PERMUTATION_BATCH):
+        # The same permutations, drawn one by one in order, counted a batch at a time.
+        shuffled = np.stack([rng.permutation(column_of_unit)
+                             for _ in range(min(PERMUTATION_BATCH, n_permutations - start))])
+        offsets = np.arange(len(shuffled))[:, None] * cells
+        permuted = np.bincount((offsets + row_of_unit * n_columns + shuffled).ravel(),
+                               minlength=len(shuffled) * cells).reshape(len(shuffled), n_rows, n_columns)
+        statistics = ((permuted - expected) ** 2 / expected).sum(axis=(1, 2))
+        at_least += int((statistics >= observed - 1e-9).sum())
     return (at_least + 1) / (n_permutations + 1)
 
 
@@ -156,6 +173,8 @@ def contingency_tests(table: pd.DataFrame, n_permutations: int = 2000,
     if table.shape[0] < 2 or table.shape[1] < 2:
         return ContingencyTests(float("nan"), 0, float("nan"), float("nan"), float("nan"), False,
                                 None, 0, "fewer than two non-empty rows or columns: nothing to test")
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.chi2_contingency(table.to_numpy(), correction=False)
     expected = result.expected_freq
     min_expected = float(expected.min())

@@ -149,7 +149,9 @@ def _surface_tokens(text: str, lang: str) -> list[str]:
             and word not in REPORTING_AND_FILLER and word != "nn"]
 
 
+@cache
 def _stem(word: str, lang: str) -> str:
+    # Cached: Snowball is pure Python, and a corpus repeats its words (320 notes: 6,363 calls, 1,606 distinct).
     return _stemmer(lang).stemWord(word) if lang in _STEMMER_NAMES else word
 
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from analysis.embed.base import fits_on_corpus, Embedder, Kind
 
@@ -156,6 +155,8 @@ class CachedEmbedder:
                     found[key] = vector
         # Each distinct missing text is embedded once, in a fixed (sorted) order.
         missing = sorted({key: text for key, text in zip(keys, texts) if key not in found}.items())
+        from tqdm.auto import tqdm
+
         bar = tqdm(total=len(missing), desc=f"embedding ({kind})", unit="text", delay=3,
                    disable=not self.progress or not missing, leave=False)
         for start in range(0, len(missing), self.batch_size):

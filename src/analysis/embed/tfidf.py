@@ -12,8 +12,6 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from analysis.embed.base import Kind, normalise_rows, register
 
@@ -24,10 +22,14 @@ class TfidfEmbedder:
         self.n_components = n_components
         self.random_state = random_state
         self.identity = "tfidf:unfitted"
-        self._vectorizer: TfidfVectorizer | None = None
-        self._svd: TruncatedSVD | None = None
+        self._vectorizer = None  # a fitted TfidfVectorizer
+        self._svd = None  # a fitted TruncatedSVD, or None when the TF-IDF vectors are the embedding
 
     def fit(self, texts: Sequence[str]) -> "TfidfEmbedder":
+        # scikit-learn's text and SVD modules load only when this backend is chosen.
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         corpus = sorted(set(texts))
         # Character n-grams within words cope with typos and Nordic inflection.
         self._vectorizer = TfidfVectorizer(
