@@ -250,7 +250,10 @@ def test_secondary_theme_only_when_the_margin_is_small(fitted_variants, variant)
     has_secondary = model.secondary_ != ""
     themed = model.status_ != STATUS_UNASSIGNED
     small = model.margins_ <= model.secondary_margin
-    assert (has_secondary == (themed & small)).all()
+    # A fit with one theme has no runner-up (margin 0, no secondary): another CPU's vectors
+    # (σ 4e-4) leave inductive_big_min_size one cluster of 12 or more notes instead of two.
+    has_runner_up = len(model.themes_) > 1
+    assert (has_secondary == (themed & small & has_runner_up)).all()
     assert (model.secondary_[has_secondary] != model.labels_[has_secondary]).all()
 
 
