@@ -96,7 +96,7 @@ def test_init_writes_a_config_for_the_users_files_and_says_what_to_run(project, 
 
 
 def test_the_summary_names_the_files_the_columns_and_the_blank_rows(first_hour):
-    lines = first_hour["run"].output.splitlines()
+    lines = first_hour["run"].stdout.splitlines()  # stdout: a progress bar on stderr may share a line
     assert "notes read: 42 from 1 file(s)" in lines
     assert "text column: 'Tekst'; note ids from the text (no id column)" in lines
     assert "blank rows skipped: 2 (2 in workshop_bibliotek.csv)" in lines
@@ -155,7 +155,7 @@ def test_the_examples_files_never_reach_a_run_on_other_notes(project, tmp_path, 
     monkeypatch.chdir(ROOT)  # `analysis run --notes my.csv` in the project: analysis.toml is the example's
     result = runner.invoke(app, ["run", "--notes", str(project / "workshop_bibliotek.csv"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0].startswith("note: the config's seed codebook data/raw/seed_themes.yml is not used")
     assert lines[1].startswith("note: the config's personas file data/raw/personas.yml is not used")
     assert "codebook: none (every theme is found in the notes)" in lines and "personas: none" in lines
