@@ -67,7 +67,7 @@ def test_overrides_replace_keys_and_skip_none():
     ("[themes]\nn_theme = 4\n", r"section \[themes\] has unknown key\(s\) \['n_theme'\]"),
     ("[themes]\ncentre_by = 3\n", r"\[themes\] centre_by must be a list"),
     ("[themes]\nseed_text = 'name_desc'\n", r"seed_text 'name_desc' is not a choice; did you mean 'name_description'\?"),
-    ("[themes]\nseed_text = 'x'\n", r"seed_text 'x' is not a choice\. Use one of name_description, all\."),
+    ("[themes]\nseed_text = 'x'\n", r"seed_text 'x' is not a choice\. Use one of all, name_description\."),
     ("[themes\nn_themes = 4\n", r"not valid TOML .*line 1"),
     ("[themes]\nn_themes = \n", r"not valid TOML .*line 2"),
 ])

@@ -199,8 +199,8 @@ def test_the_configs_seed_text_reaches_the_seed_prototypes(e5):
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "analysis.toml", paths={"notes": [str(root / "tests" / "fixtures" / "e2e")]},
-                         themes={"seed_text": "all"})
+                         themes={"seed_text": "name_description"})
     result = pipeline.run(config, embedder=e5, progress=False)
     used = result.fit_inputs["seed_vectors"]
-    assert np.array_equal(used, seed_prototypes(result.seeds, e5, "all"))
-    assert not np.allclose(used, seed_prototypes(result.seeds, e5, "name_description"))
+    assert np.array_equal(used, seed_prototypes(result.seeds, e5, "name_description"))
+    assert not np.allclose(used, seed_prototypes(result.seeds, e5, "all"))

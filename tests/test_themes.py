@@ -84,18 +84,20 @@ def test_seed_file_loads_and_normalises_whitespace(tmp_path):
     assert seed.texts() == ["Kaffe", "Kaffe og kaffemaskin.", "Kald kaffe"]
 
 
-def test_seed_prototype_is_name_and_description_in_one_text(seeds, e5):
-    # The default since 2026-12-04 (benchmarks/README.md, "Dev suite"); "all" is the old mean.
+def test_seed_prototype_is_the_mean_of_its_texts_or_name_and_description_in_one_text(seeds, e5):
+    # "all" is the default; "name_description" is the alternative (benchmarks/README.md, "Dev suite").
     seed = seeds[0]
-    assert ThemesConfig().seed_text == "name_description"
-    assert seed_texts(seed) == [f"{seed.name}: {seed.description}"]
-    assert seed_texts(seed, "all") == seed.texts()
+    assert ThemesConfig().seed_text == "all"
+    assert seed_texts(seed) == seed.texts()
+    assert seed_texts(seed, "name_description") == [f"{seed.name}: {seed.description}"]
     one_text = e5.encode([f"{seed.name}: {seed.description}"], kind="query")[0]
     mean = e5.encode(seed.texts(), kind="query").mean(axis=0)
-    assert np.allclose(seed_prototypes([seed], e5)[0], one_text / np.linalg.norm(one_text), atol=1e-6)
-    assert np.allclose(seed_prototypes([seed], e5, "all")[0], mean / np.linalg.norm(mean), atol=1e-6)
-    assert not np.allclose(seed_prototypes([seed], e5)[0], seed_prototypes([seed], e5, "all")[0], atol=1e-3)
-    with pytest.raises(ValueError, match="seed_text must be one of name_description, all, got 'name'"):
+    assert np.allclose(seed_prototypes([seed], e5, "name_description")[0], one_text / np.linalg.norm(one_text),
+                       atol=1e-6)
+    assert np.allclose(seed_prototypes([seed], e5)[0], mean / np.linalg.norm(mean), atol=1e-6)
+    assert not np.allclose(seed_prototypes([seed], e5)[0], seed_prototypes([seed], e5, "name_description")[0],
+                           atol=1e-3)
+    with pytest.raises(ValueError, match="seed_text must be one of all, name_description, got 'name'"):
         seed_texts(seed, "name")
 
 
