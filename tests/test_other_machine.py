@@ -8,11 +8,11 @@ corpus is run as `make run` and notebook 02 run it.
 
 At sigma 1e-4 the guided run's key numbers hold (since the fit of 2026-12-03: additive group
 offsets and a smooth refinement of the seed prototypes), and that case runs in `make test`. At
-sigma 4e-4, the level measured for another CPU, they do not always: on 4 draws (2026-12-03, seed
-prototypes from "name: description") the summary was identical on 3; on the fourth one borderline
-note changed status (assigned 738 -> 737), the modularity printed 0.31 -> 0.32 and one more note
-was linked to a persona by similarity. 3-53 notes moved theme, mostly two new themes of 24 and 23
-notes that swapped ids. The inductive run's k is the argmax of a flat modularity curve (k 7-11
+sigma 4e-4, the level measured for another CPU, they do not always: on 4 draws (2026-12-03) the
+summary was identical on 1; on the others 1-2 borderline notes changed status, one draw found 3
+new themes instead of 4, one printed modularity 0.25 instead of 0.26 and one linked one more note
+by similarity; 3-40 notes moved theme, many between new themes of similar size whose ids swapped.
+The inductive run's k is the argmax of a flat modularity curve (k 7-11
 within 0.005 on the example), which sigma 1e-4 around another CPU's vectors already flips
 (`make test-other-machine`, docs/development.md); so every inductive case and the sigma 4e-4
 guided case are marked other_machine and run only with `make test-machines`: a partner's
