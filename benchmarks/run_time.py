@@ -72,7 +72,7 @@ FIGURE_STAGE = """
 import os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
-from analysis import pipeline
+from analysis import outputs, pipeline
 from analysis.config import load_config
 seen = {}
 @contextmanager
@@ -82,7 +82,7 @@ def stage(name):
     seen[name] = (time.perf_counter() - wall, time.process_time() - cpu)
 config = load_config(Path("analysis.toml"))
 result = pipeline.run(config, progress=False)
-pipeline.write_outputs(result, config.resolve(config.paths.out), on_stage=stage)
+outputs.write_outputs(result, config.resolve(config.paths.out), on_stage=stage)
 print(*seen["figures"])
 """
 
