@@ -8,7 +8,11 @@ analysis a manifest describes and compares everything. ``pipeline`` itself write
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
@@ -28,15 +32,17 @@ from analysis.stats import structure_strength
 
 
 def write_outputs(result: RunResult, out_dir: Path,
-                  on_stage: Callable[[str], AbstractContextManager] | None = None) -> dict[str, Path]:
+                  on_stage: Callable[[str], AbstractContextManager] | None = None,
+                  figure_cache: bool = True) -> dict[str, Path]:
     """Write the run's tables and figures under ``out_dir``; return what was written.
 
-    ``on_stage`` as for ``run``: entered around "tables", "figures" and "manifest"."""
+    ``on_stage`` as for ``run``: entered around "tables", "figures" and "manifest".
+    ``figure_cache=False`` renders every figure even when the cache holds them (``verify``)."""
     stage = stage_hook(on_stage)
     with stage("tables"):
         written = _write_tables(result, Path(out_dir))
     with stage("figures"):
-        written.update(_write_figures(result, Path(out_dir) / "figures"))
+        written.update(_write_figures(result, Path(out_dir) / "figures", use_cache=figure_cache))
     if result.config is not None:
         with stage("manifest"):
             written["vectors"] = write_vectors(result, Path(out_dir) / VECTORS_NAME)
@@ -83,16 +89,118 @@ def _write_tables(result: RunResult, out_dir: Path) -> dict[str, Path]:
     return written
 
 
-def _write_figures(result: RunResult, figures: Path) -> dict[str, Path]:
+#: The figures' resolution (savefig's dpi).
+FIGURE_DPI = 120
+#: Rendered figure sets kept in the cache (the newest by modification time); older ones are deleted.
+FIGURE_CACHE_KEEP = 8
+
+
+def _write_figures(result: RunResult, figures: Path, use_cache: bool = True) -> dict[str, Path]:
+    """Render the run's figures, or copy them from the figure cache when nothing they show changed.
+
+    Rendering is most of a warm run's time (about 4 s for 320 notes). The cache, a folder
+    ``figures`` inside the embedding cache, holds each rendered set under ``figure_key``: a hash
+    of every table the figures are drawn from, the package's sources and matplotlib's version.
+    A hit copies files that rendering would write byte for byte; a set is used only when every
+    file is there with the hash recorded when it was written. A run without an on-disk cache
+    (``RunResult.cache`` None) always renders.
+    """
+    cache = _figure_cache(result)
+    key = figure_key(result) if cache is not None else ""
+    if cache is not None and use_cache:
+        hit = _cached_figures(cache / key, figures)
+        if hit is not None:
+            return hit
     from analysis import plots  # matplotlib: imported only when figures are drawn
 
     written = {}
     for name, figure in plots.run_figures(result).items():
         path = figures / f"{name}.png"
-        plots.save_png(figure, path, dpi=120)  # savefig(..., bbox_inches="tight")'s bytes, one draw
+        plots.save_png(figure, path, dpi=FIGURE_DPI)  # savefig(..., bbox_inches="tight")'s bytes, one draw
         plots.close(figure)
         written[f"figure:{name}"] = path
+    if cache is not None and written:
+        _store_figures(cache, key, written)
     return written
+
+
+def _figure_cache(result: RunResult) -> Path | None:
+    return Path(result.cache) / "figures" if result.cache is not None else None
+
+
+def _frame_bytes(frame: pd.DataFrame | None) -> bytes:
+    if frame is None:
+        return b"none"
+    return (repr(list(frame.dtypes.astype(str).items())) + frame.to_csv(lineterminator="\n")).encode()
+
+
+def figure_key(result: RunResult) -> str:
+    """The hash of everything ``plots.run_figures`` draws from, of the code that draws and of matplotlib."""
+    from importlib.metadata import version
+
+    import analysis
+    from analysis.files import sha256_tree
+
+    digest = hashlib.sha256()
+    for part in (f"dpi {FIGURE_DPI}", f"matplotlib {version('matplotlib')}",
+                 sha256_tree(Path(analysis.__file__).parent, (".py",)), repr(result.personas)):
+        digest.update(part.encode() + b"\x1f")
+    for frame in (result.themes, result.k_selection, result.breakdowns, result.persona_theme,
+                  result.assignments, result.persona_links):
+        digest.update(_frame_bytes(frame) + b"\x1f")
+    return digest.hexdigest()[:32]
+
+
+FIGURE_INDEX = "figures.json"
+
+
+def _cached_figures(entry: Path, figures: Path) -> dict[str, Path] | None:
+    """Copy a cached figure set into ``figures``; None when it is missing or any file differs from its record."""
+    from analysis.files import sha256_file
+
+    try:
+        index = json.loads((entry / FIGURE_INDEX).read_text(encoding="utf-8"))
+        if any(sha256_file(entry / name) != sha for name, sha in index.items()):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    figures.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in index:
+        shutil.copyfile(entry / name, figures / name)
+        written[f"figure:{Path(name).stem}"] = figures / name
+    os.utime(entry / FIGURE_INDEX)  # the set was used: the newest, kept longest
+    return written
+
+
+def _store_figures(cache: Path, key: str, written: dict[str, Path]) -> None:
+    """Keep the rendered set under ``key`` (written to a temporary folder, then renamed), and prune old sets."""
+    from analysis.files import sha256_file
+
+    cache.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
+    index = {}
+    for path in written.values():
+        shutil.copyfile(path, temporary / path.name)
+        index[path.name] = sha256_file(path)
+    (temporary / FIGURE_INDEX).write_text(json.dumps(index, indent=1, sort_keys=True), encoding="utf-8")
+    entry = cache / key
+    shutil.rmtree(entry, ignore_errors=True)
+    try:
+        temporary.rename(entry)
+    except OSError:  # another run stored the same set meanwhile
+        shutil.rmtree(temporary, ignore_errors=True)
+    sets = sorted((p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("tmp-")),
+                  key=lambda p: (_mtime(p / FIGURE_INDEX), p.name), reverse=True)
+    for old in sets[FIGURE_CACHE_KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 RUN_INPUTS_DIR = "run_inputs"
@@ -171,7 +279,7 @@ def verify(manifest_path: Path, root: Path, work_dir: Path, embedder=None, cache
     config = with_paths(config, out=str(work_dir), **({"cache": str(cache)} if cache else {}))
     # Without a cache given, one inside the original run's folder serves the re-run too (it is not part of the result).
     result = run(config, embedder=embedder, progress=False, out_dir=manifest_path.resolve().parent)
-    written = write_outputs(result, Path(work_dir))
+    written = write_outputs(result, Path(work_dir), figure_cache=False)  # re-rendered, so they are checked too
     actual = read_manifest(written["manifest"])
     # Where the outputs and the cache are is not part of the result.
     for manifest in (expected, actual):

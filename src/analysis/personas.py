@@ -23,6 +23,7 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -278,6 +279,7 @@ def _form_pattern(form: str) -> str:
     return r"\s+".join(words)
 
 
+@cache
 def _mention_regex(persona: Persona) -> re.Pattern:
     """Whole-word name or alias with an optional possessive; capitalised or all-caps only.
 

@@ -32,7 +32,7 @@ from analysis.personas import load_personas
 from analysis.privacy import Masker, mask_frame, summarise
 from analysis.schema import CORE_COLUMNS, GOLD_PREFIX, NO_PERSONA, STATUS_EMPTY, STATUS_OK
 from analysis.lexical import seed_lexical_scores
-from analysis.text import neutralise_names
+from analysis.text import language_memo, neutralise_names
 from analysis.themes import SeedTheme, ThemeModel, load_seed_themes, seed_prototypes
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ class RunResult:
     centring: dict = field(default_factory=dict)       # centring_report: what the themes were centred on
     review_queue: pd.DataFrame | None = None   # analysis.review: the notes whose decision teaches most
     learning: dict | None = None               # analysis.learn.learn's result: confirmed notes per theme
+    #: The run's on-disk cache folder (embedding vectors, detected languages, rendered figures);
+    #: None when the embedder had none.
+    cache: Path | None = None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -182,7 +185,22 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
 
     ``on_stage(name)``, when given, returns a context manager entered around each stage
     (``STAGES``): how benchmarks time the stages without reaching into the module.
+
+    Languages detected are remembered beside the embedding cache (``text.language_memo``), so a
+    warm re-run does not load the detector; with an ``embedder`` given, beside its cache, if any.
     """
+    cache = getattr(embedder, "cache_folder", None) if embedder is not None else config.cache_dir(out_dir)
+    with language_memo(Path(cache) / LANGUAGE_MEMO if cache is not None else None):
+        return _run(config, notes_paths, personas_path, seed_themes_path, embedder, progress, notes,
+                    overrides_path, out_dir, on_stage)
+
+
+#: The file of detected languages inside the embedding cache.
+LANGUAGE_MEMO = "languages.json"
+
+
+def _run(config, notes_paths, personas_path, seed_themes_path, embedder, progress, notes, overrides_path,
+         out_dir, on_stage) -> RunResult:
     stage = stage_hook(on_stage)
     inputs: dict[str, list[Path]] = {}
     # With ``notes`` given, ``notes_paths`` (if any) still says where they came from.
@@ -301,6 +319,7 @@ def run(config: Config, notes_paths=None, personas_path=None, seed_themes_path=N
                      embedder_weights_sha256=_weights_sha256(embedder), embedding_stats=stats,
                      config=config, inputs=inputs, overrides_report=overrides_report, privacy=privacy,
                      notices=notices, used_vectors=getattr(embedder, "used", {}), fit_inputs=fit_inputs,
+                     cache=getattr(embedder, "cache_folder", None),
                      centring=centring_report(notes[analysable], model, config.themes.centre_by),
                      review_queue=queue, learning=learning, evaluation=evaluation, breakdowns=breakdowns,
                      **linked)

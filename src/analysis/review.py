@@ -93,6 +93,9 @@ def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statu
     picks = queue_rows(centred[order], learner.margins_[order], np.vstack(references), ~decided[order],
                        len(ids) if n is None else n)
     classes = np.asarray(learner.classes_, dtype=object)
+    texts = notes["text"].tolist()
+    kept = [a for a in attributes if a in notes.columns]
+    values = {a: notes[a].tolist() for a in kept}
     rows = []
     for rank, (position, uncertainty, nearest) in enumerate(picks, start=1):
         i = order[position]
@@ -104,11 +107,11 @@ def review_queue(notes: pd.DataFrame, centred: np.ndarray, learning: dict, statu
                else f"far from every confirmed note and seed example (closest cosine {nearest:.2f})")
         if learning["candidates"][i]:
             why = f"candidate new theme {learning['candidates'][i]}; {why}"
-        rows.append({"rank": rank, "note_id": ids[i], "text": notes["text"].iloc[i], "theme_id": classes[best],
+        rows.append({"rank": rank, "note_id": ids[i], "text": texts[i], "theme_id": classes[best],
                      "theme_score": round(float(learner.proba_[i, best]), 4), "runner_up_theme_id": runner_up,
                      "runner_up_score": round(float(learner.proba_[i, second]), 4) if second is not None else float("nan"), "reason": why,
-                     **{a: notes[a].iloc[i] for a in attributes if a in notes.columns}})
-    return pd.DataFrame(rows, columns=[*QUEUE_COLUMNS, *[a for a in attributes if a in notes.columns]])
+                     **{a: values[a][i] for a in kept}})
+    return pd.DataFrame(rows, columns=[*QUEUE_COLUMNS, *kept])
 
 
 def confirmed_counts_line(learning: dict) -> str:

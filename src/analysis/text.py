@@ -7,11 +7,17 @@ written: every function returns new values or character offsets into the origina
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
+from pathlib import Path
 
 from analysis.schema import LANGUAGES, UNDETERMINED
 
@@ -52,18 +58,77 @@ def _from_model_code(code: str) -> str:
 
 
 def detect_language(texts: Sequence[str]) -> list[tuple[str, float]]:
-    """(language code, confidence) per text; ``und`` without letters or below MIN_CONFIDENCE."""
+    """(language code, confidence) per text; ``und`` without letters or below MIN_CONFIDENCE.
+
+    Inside ``language_memo(path)``, texts detected before are answered from the memo file."""
+    memo = _MEMO.get()
     results = []
     for text in texts:
         if not _HAS_LETTER.search(text):
             results.append((UNDETERMINED, 0.0))
             continue
-        code, confidence = _identifier().classify(normalise(text))
-        code = _from_model_code(code)
+        key = _memo_key(normalise(text)) if memo is not None else ""
+        if memo is not None and key in memo:
+            code, confidence = memo[key]
+        else:
+            code, confidence = _identifier().classify(normalise(text))
+            code, confidence = _from_model_code(code), float(confidence)
+            if memo is not None:
+                memo[key] = (code, confidence)
         if confidence < MIN_CONFIDENCE or code not in LANGUAGES:
             code = UNDETERMINED
-        results.append((code, float(confidence)))
+        results.append((code, confidence))
     return results
+
+
+#: The detector's answers by text, for a ``language_memo`` (None outside one).
+_MEMO: ContextVar[dict | None] = ContextVar("language_memo", default=None)
+
+
+@cache
+def _detector_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"py3langid {version('py3langid')}"
+    except PackageNotFoundError:
+        return "py3langid"
+
+
+def _memo_key(text: str) -> str:
+    # A hash, never the text: the memo lives beside the embedding cache and holds no note text.
+    return hashlib.sha256(f"{_detector_version()}\x1f{text}".encode()).hexdigest()[:32]
+
+
+@contextmanager
+def language_memo(path: str | Path | None) -> Iterator[None]:
+    """Remember ``detect_language``'s answers in a JSON file at ``path`` (None: no memo).
+
+    Loading the detector's model takes about 0.6 s, most of a warm run's loading; with the
+    memo a re-run of the same notes never loads it. The answers are the model's raw ones,
+    keyed by a hash of the detector's version and the normalised text, so a memo gives the
+    results detection would. An unreadable memo file is ignored and rewritten.
+    """
+    if path is None:
+        yield
+        return
+    path = Path(path)
+    try:
+        memo = {key: (code, float(confidence))
+                for key, (code, confidence) in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, TypeError):
+        memo = {}
+    known = len(memo)
+    token = _MEMO.set(memo)
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+    if len(memo) > known:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+        temporary.write_text(json.dumps(memo, sort_keys=True), encoding="utf-8")
+        temporary.replace(path)
 
 
 _LANG_ALIASES = {
